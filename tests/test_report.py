@@ -44,13 +44,17 @@ CLAIMS: list[dict[str, Any]] = [
      "check": {"kind": "layer_shallower", "split": "id", "shallower": {"teacher": "G"}, "deeper": {"teacher": "D"}}},
     {"id": "A-OV", "paper": "2604.01702", "claim": "Branch and length filters overlap little", "number": "",
      "check": {"kind": "overlap_below", "a": {"filter": "branch"}, "b": {"filter": "length"}, "threshold": 0.5}},
+    {"id": "A-GAP", "paper": "2604.01702", "claim": "xi hurts G more than the branch filter helps D", "number": "",
+     "check": {"kind": "gap_greater", "role": "ood",
+               "a": {"higher": {"teacher": "G", "xi": "0.05"}, "lower": {"teacher": "G", "xi": "0.4"}},
+               "b": {"higher": {"teacher": "D", "filter": "branch"}, "lower": {"teacher": "D", "filter": "none", "xi": "0.05"}}}},
     {"id": "A-T2", "paper": "2604.01702", "claim": "Divergent data has more Propose steps", "number": "33.3% vs 22.5%",
      "check": {"metric": "steps.train.mix.Propose", "higher": {"teacher": "D"}, "lower": {"teacher": "G"}}},
     {"id": "X-NA", "paper": "none", "claim": "Unmeasurable here", "number": "",
      "check": {"metric": "accuracy", "role": "no-such-benchmark", "higher": {"teacher": "G"}, "lower": {"teacher": "D"}}},
 ]
 EXPECTED = {"A-T1": True, "A-F1": True, "B-F6": False, "B-F3": True, "C-F3": True, "C-F2": True, "A-OV": True,
-            "A-T2": True, "X-NA": None}
+            "A-GAP": True, "A-T2": True, "X-NA": None}
 
 
 def _dump(path: Path, obj: Any) -> None:
@@ -178,6 +182,7 @@ def test_claims_directions(world: dict[str, Any]) -> None:
     assert "0.6" in got["A-T1"]["measured"] or "0.7" in got["A-T1"]["measured"]
     assert "Spearman" in got["C-F3"]["measured"]
     assert got["X-NA"]["measured"].startswith("not measured")
+    assert "gaps" in got["A-GAP"]["measured"] and "0.21" in got["A-GAP"]["measured"]
     assert "Jaccard" in got["A-OV"]["measured"] and "1 shared" in got["A-OV"]["measured"]
 
 

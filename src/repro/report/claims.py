@@ -23,6 +23,9 @@ Kinds (`kind`; "greater" when absent):
   number in the `axis` label and the metric (averaged per axis value) is < 0 (> 0). Needs 3 values.
 - layer_shallower: {split: "id", shallower: sel, deeper: sel, analysis: "logit_lens"} -> mean
   resolved layer of `shallower` < mean of `deeper`; a split never resolved counts as one past the last layer.
+- gap_greater: {metric, role, step, a: {higher: sel, lower: sel}, b: {higher: sel, lower: sel}} -> the gap
+  mean(a.higher) - mean(a.lower) is larger than the gap mean(b.higher) - mean(b.lower) (e.g. an ablation
+  hurts one teacher's student more than another's).
 - overlap_below: {a: sel, b: sel, threshold: 0.5} -> Jaccard of the problem ids that the filter jobs of
   the `a` and `b` conditions dropped (same generate job) is below `threshold`.
 
@@ -143,6 +146,21 @@ def check_greater(data: ReportData, c: dict[str, Any]) -> tuple[str, bool | None
     return text, bool(hi.mean() > lo.mean())
 
 
+def check_gap(data: ReportData, c: dict[str, Any]) -> tuple[str, bool | None]:
+    v = metric_values(data, c.get("metric", "accuracy"), c.get("role"), c.get("step", "final"))
+    gaps, parts = [], []
+    for side in ("a", "b"):
+        pair = c.get(side) or {}
+        hi = v.reindex(select(data, pair.get("higher"))).dropna()
+        lo = v.reindex(select(data, pair.get("lower"))).dropna()
+        if hi.empty or lo.empty:
+            return f"not measured: no {_what(c)} for one end of gap {side!r}", None
+        gaps.append(hi.mean() - lo.mean())
+        parts.append(f"{sel_text(pair.get('higher'))} {fmt(hi.mean())} - {sel_text(pair.get('lower'))} "
+                     f"{fmt(lo.mean())} = {fmt(gaps[-1])}")
+    return f"{_what(c)} gaps: " + "; vs ".join(parts), bool(gaps[0] > gaps[1])
+
+
 def check_dip_recovery(data: ReportData, c: dict[str, Any]) -> tuple[str, bool | None]:
     metric = c.get("metric", "accuracy")
     ev = eval_frame(data, c.get("role"))
@@ -231,7 +249,7 @@ def check_overlap(data: ReportData, c: dict[str, Any]) -> tuple[str, bool | None
 
 
 KINDS = {"greater": check_greater, "dip_recovery": check_dip_recovery, "decreasing": check_monotone,
-         "increasing": check_monotone, "layer_shallower": check_layer, "overlap_below": check_overlap}
+         "increasing": check_monotone, "layer_shallower": check_layer, "gap_greater": check_gap, "overlap_below": check_overlap}
 
 
 def evaluate(claims: list[dict[str, Any]], data: ReportData) -> list[dict[str, Any]]:
