@@ -66,9 +66,14 @@ def test_smoke_runs_end_to_end(smoke_run: tuple[Path, float]) -> None:
         assert m["id"] == j["id"] and m["config"] == j["config"]
         run = json.loads((wd / j["outdir"] / "run.json").read_text())
         assert {"versions", "git_commit", "started", "ended", "host", "wall_s"} <= set(run)
-    ev = [j for j in jobs if j["stage"] == "eval"]
-    metrics = json.loads((wd / ev[0]["outdir"] / "metrics.json").read_text())
-    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_items"] == ev[0]["config"]["benchmark"]["n"]
+    (ev,) = [j for j in jobs if j["stage"] == "eval"]  # one job per checkpoint, every benchmark in it
+    assert len(ev["config"]["benchmarks"]) == 2
+    suite = json.loads((wd / ev["outdir"] / "metrics.json").read_text())["benchmarks"]
+    for b in ev["config"]["benchmarks"]:
+        metrics = json.loads((wd / ev["outdir"] / b["name"] / "metrics.json").read_text())
+        assert metrics == suite[b["name"]]
+        assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_items"] == b["n"]
+        assert len((wd / ev["outdir"] / b["name"] / "samples.jsonl").read_text().splitlines()) == b["n"]
     assert not list((wd / "results").glob("*/.tmp-*")), "temporary folders left behind"
 
 

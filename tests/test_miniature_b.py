@@ -97,17 +97,17 @@ def test_every_checkpoint_evaluated(plan: Any) -> None:
             assert seen == {(b, s) for b in benches for s in want}
         else:
             assert seen == {(b, RUN_STEPS) for b in benches}
-    evals = plan.by_stage("eval")
-    n_cot = len(SIZES) * len(CKPTS) * len(benches)
-    assert len(evals) == n_cot + 2 * len(benches)  # shorter lengths reuse the long run's evals
-    assert sum(j.config["step"] == 0 for j in evals) == len(SIZES) * len(benches)
+    evals = plan.by_stage("eval")  # one job per checkpoint, all four benchmarks in it
+    assert all({b["name"] for b in j.config["benchmarks"]} == benches for j in evals)
+    n_cot = len(SIZES) * len(CKPTS)
+    assert len(evals) == n_cot + 2  # shorter lengths reuse the long run's evals
+    assert sum(j.config["step"] == 0 for j in evals) == len(SIZES)
 
 
 def test_safety_benchmark(plan: Any) -> None:
-    safety = [j for j in plan.by_stage("eval") if j.config["benchmark"]["role"] == "safety"]
+    safety = [b for j in plan.by_stage("eval") for b in j.config["benchmarks"] if b["role"] == "safety"]
     assert safety
-    for j in safety:
-        b = j.config["benchmark"]
+    for b in safety:
         assert b["task"] == "safety" and b["task_args"]["harmful_share"] == 1.0
 
 

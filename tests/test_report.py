@@ -116,16 +116,19 @@ def build(fake: Fake) -> tuple[ReportJob, dict[str, Path]]:
             "train_log.jsonl": [{"step": s, "loss": round(loss0 + 2.0 / s, 4), "lr": 1e-3, "grad_norm": 1.0} for s in range(1, 41)],
             "metrics.json": {"final_loss": loss0 + 0.05, "steps": 40, "n_examples": 20 - len(dropped), "checkpoints": STEPS}})
         evals = []
-        for bench, role in (("cd-id", "id"), ("cd-ood", "ood"), ("harm", "safety")):
-            for step in STEPS:
+        for step in STEPS:
+            files: dict[str, Any] = {}
+            for bench, role in (("cd-id", "id"), ("cd-ood", "ood"), ("harm", "safety")):
                 a = _acc(teacher, filt, xi, "ood" if role == "safety" else role, step)
                 m = {"benchmark": bench, "task": "countdown", "split": role, "role": role, "step": step, "n_items": 50,
                      "n_samples": 1, "accuracy": a, "ci_low": max(0.0, a - 0.1), "ci_high": min(1.0, a + 0.1),
                      "mean_response_tokens": 40 + (80 - step if step else 0), "finished_rate": 0.9, "trapped_rate": 0.1}
                 if role == "safety":
                     m.update({"refusal_rate": {"G": 0.3, "D": 0.5}[teacher] - step / 400, "harm_score": 2.0})
-                eid = fake.job("eval", f"{bench}-step{step}", [name, bench, step], {"metrics.json": m, "samples.jsonl": []})
-                evals.append({"benchmark": bench, "role": role, "step": step, "id": eid})
+                files.update({f"{bench}/metrics.json": m, f"{bench}/samples.jsonl": []})
+            eid = fake.job("eval", f"cd-id+cd-ood+harm-step{step}", [name, step], files)
+            evals += [{"benchmark": bench, "role": role, "step": step, "id": eid}
+                      for bench, role in (("cd-id", "id"), ("cd-ood", "ood"), ("harm", "safety"))]
         pp = {"G": 0.34, "D": 0.53}[teacher]
         mix = {"G": {"Propose": 0.22, "Deduce": 0.75, "Verify": 0.03}, "D": {"Propose": 0.33, "Deduce": 0.62, "Verify": 0.05}}[teacher]
         trans = {"Propose": {"Propose": pp, "Deduce": 1 - pp}, "Deduce": {"Deduce": 0.8, "Verify": 0.1, "Propose": 0.1},
@@ -200,7 +203,7 @@ def test_report_sections_and_summary(world: dict[str, Any]) -> None:
     assert "testhost" in page and "abc1234" in page
     s = json.loads((world["report"] / "summary.json").read_text())
     assert s["spec"] == "tiny" and s["n_conditions"] == 8 and s["status"] == "complete"
-    assert s["headline"].startswith("7 of 8 checked claims") and s["headline"].endswith(".")
+    assert s["headline"].startswith("8 of 9 checked claims") and s["headline"].endswith(".")
     assert {c["id"]: c["direction_matches"] for c in s["claims"]} == EXPECTED
     assert set(s["claims"][0]) == {"id", "claim", "paper_number", "measured", "direction_matches"}
     # the engine recorded the stage's summary in the manifest
@@ -218,10 +221,10 @@ def test_publish_index(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     assert (reports / "tiny.html").read_bytes() == (world["report"] / "report.html").read_bytes()
     assert not (reports / "other.html").exists()
     index = (reports / "index.html").read_text()
-    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "7 / 8" in index
+    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "8 / 9" in index
     assert "other: not run" in text and not list(reports.glob(".*tmp*"))
     m = json.loads((reports / "metrics.json").read_text())
-    assert list(m) == ["tiny"] and m["tiny"]["claims_matching"] == 7 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
+    assert list(m) == ["tiny"] and m["tiny"]["claims_matching"] == 8 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
     curves = (reports / "curves.csv").read_text().splitlines()
     assert curves[0] == "spec,condition,benchmark,role,step,accuracy" and len(curves) == 1 + 8 * 3 * 4
     assert "tiny,G-none-0.05,cd-id,id,0,0.3" in curves

@@ -38,8 +38,8 @@ def test_grid_counts_length_independent() -> None:
     assert n["filter"] == 6
     assert n["train"] == 12
     assert len(plan.specs[0].conditions) == 48
-    # one eval per (checkpoint, benchmark) of each run: checkpoints 50, 100, 200, 400 x 2 benchmarks
-    assert n["eval"] == 12 * 4 * 2
+    # one eval job per checkpoint of each run (50, 100, 200, 400), both benchmarks in it
+    assert n["eval"] == 12 * 4
     assert n["report"] == 1
     assert all(j.config["train"]["steps"] == 400 for j in plan.by_stage("train"))
     assert any("checkpoints of one run" in note for note in plan.specs[0].notes)
@@ -50,7 +50,7 @@ def test_grid_counts_cosine_separate_runs() -> None:
     n = Counter(j.stage for j in plan.jobs.values())
     assert (n["generate"], n["filter"], n["train"]) == (2, 6, 48)
     # run of length s has checkpoints {50,100,200} <= s plus s: 1 + 2 + 3 + 4 = 10 per (teacher, quality, size)
-    assert n["eval"] == 12 * 10 * 2
+    assert n["eval"] == 12 * 10
     assert any("decays over the whole run" in note for note in plan.specs[0].notes)
 
 

@@ -155,7 +155,9 @@ class SamplingConfig(Strict):
 class BenchmarkConfig(Strict):
     """One evaluation set: a split of a registered task."""
 
-    name: str = Field(description="Label of the benchmark in plans and reports (unique per condition).")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+                      description="Label of the benchmark in plans and reports (unique per condition); also the "
+                      "name of its folder in the eval job's output (letters, digits, _ . + -).")
     task: str = Field(description="Registered task.")
     split: str = Field("id", description="Split of the task.")
     n: int = Field(100, ge=1, description="Number of items.")
@@ -176,7 +178,8 @@ class EvalConfig(Strict):
     steps: list[int] | None = Field(
         None, description="Checkpoints to evaluate (default: every checkpoint of the condition)."
     )
-    batch_size: int = Field(64, ge=1, description="Prompts per generation batch (does not change results).")
+    batch_size: int = Field(64, ge=1, description="Prompts per generation batch (how it runs; part of the eval "
+                            "job's id because float results can depend on batch composition).")
 
 
 class Resources(Strict):
@@ -256,9 +259,12 @@ class TrainJob(Strict):
 
 
 class EvalJob(Strict):
-    benchmark: BenchmarkConfig = Field(description="Resolved benchmark.")
+    benchmarks: list[BenchmarkConfig] = Field(description="Resolved benchmarks, all evaluated with one load of "
+                                              "the checkpoint (one generation pass over their prompts).")
     sampling: SamplingConfig = Field(description="Generation settings.")
     step: int = Field(description="Checkpoint step.")
+    batch_size: int = Field(64, ge=1, description="Prompts per generation batch (outputs are bit-identical only "
+                            "for the same batch size, so it is part of the job's identity).")
 
 
 class AnalyzeJob(Strict):

@@ -155,6 +155,12 @@ def _task_args(b: BenchmarkConfig, cond: Condition) -> tuple[dict[str, Any], int
     return args, seed
 
 
+def _eval_name(benches: list[BenchmarkConfig]) -> str:
+    """An eval job's name: its benchmarks joined by '+', or the first and a count when that is long."""
+    joined = "+".join(bn.name for bn in benches)
+    return joined if len(joined) <= 40 else f"{benches[0].name}+{len(benches) - 1}more"
+
+
 def checkpoints_of(cond: Condition) -> list[int]:
     t = cond.train
     return sorted({s for s in t.checkpoints if s <= t.steps} | {t.steps})
@@ -229,28 +235,36 @@ def _plan_spec(b: _Builder, spec: Spec, file: str, conds: list[NamedCondition]) 
             dict(train_inputs), res("train")))
         steps = [s for s in (c.eval.steps if c.eval.steps is not None else checkpoints_of(c)) if s in ckpts and s <= c.train.steps]
         evals = []
-        for bi, bench in enumerate(c.eval.benchmarks):
-            for s in steps:
-                def make_eval(bench: BenchmarkConfig = bench, s: int = s) -> tuple[str, str, dict[str, Any], dict[str, str], dict[str, Any]]:
-                    key = ("bench", id(bench), id(d))
-                    if key not in b.dumps:
-                        args, seed = _task_args(bench, c)
-                        b.dumps[key] = bench.model_copy(update={"task_args": args, "seed": seed}).model_dump(mode="json")
-                    cfg = {"benchmark": b.dumps[key], "sampling": b.dump(c.eval.sampling), "step": s}
-                    return "eval", f"{bench.name}-step{s}", cfg, {"model": train}, res("eval")
-                eid = b.cached(("eval", train, id(c.eval), id(d), bi, s) + res_key, label, make_eval)
-                evals.append({"benchmark": bench.name, "role": bench.role, "step": s, "id": eid})
+        if c.eval.benchmarks:
+            for s in steps:  # one job per checkpoint: the model is loaded once for every benchmark
+                def make_eval(s: int = s) -> tuple[str, str, dict[str, Any], dict[str, str], dict[str, Any]]:
+                    benches = []
+                    for bench in c.eval.benchmarks:
+                        key = ("bench", id(bench), id(d))
+                        if key not in b.dumps:
+                            args, seed = _task_args(bench, c)
+                            b.dumps[key] = bench.model_copy(update={"task_args": args, "seed": seed}).model_dump(mode="json")
+                        benches.append(b.dumps[key])
+                    cfg = {"benchmarks": benches, "sampling": b.dump(c.eval.sampling), "step": s,
+                           "batch_size": c.eval.batch_size}
+                    return "eval", f"{_eval_name(c.eval.benchmarks)}-step{s}", cfg, {"model": train}, res("eval")
+                eid = b.cached(("eval", train, id(c.eval), id(d), s) + res_key, label, make_eval)
+                evals += [{"benchmark": bench.name, "role": bench.role, "step": s, "id": eid} for bench in c.eval.benchmarks]
         analyses = []
         final = c.train.steps
         for a in c.analyses:
             ainputs = {"model": train, "data": filt}
+            benches: list[str] = []
             if a.name == "steps":
-                ainputs.update({f"eval:{e['benchmark']}": e["id"] for e in evals if e["step"] == final})
+                final_evals = [e for e in evals if e["step"] == final]
+                if final_evals:
+                    ainputs["eval"] = final_evals[0]["id"]
+                    benches = [e["benchmark"] for e in final_evals]
             if a.name == "token_loss" and "reference" in inputs:
                 ainputs["reference"] = inputs["reference"]
             if a.name == "logit_lens":
                 ainputs["generate"] = gen
-            cfg = AnalyzeJob(analysis=a, step=final).model_dump(mode="json")
+            cfg = AnalyzeJob(analysis=a, step=final, benchmarks=benches).model_dump(mode="json")
             aid = b.add("analyze", f"{a.name}-step{final}", cfg, ainputs, res("analyze"), label)
             analyses.append({"name": a.name, "id": aid, "step": final})
         rows.append({"name": nc.name, "labels": nc.labels, "generate": gen, "filter": filt, "train": train,

@@ -23,7 +23,7 @@ def estimate(job: Job) -> dict[str, float]:
         p = c["pretrain"]
         return {"train_tokens": p["steps"] * p["batch_size"] * p["max_length"]}
     if job.stage == "eval":
-        n = c["benchmark"]["n"] * c["sampling"]["n_samples"]
+        n = sum(b["n"] for b in c["benchmarks"]) * c["sampling"]["n_samples"]
         return {"eval_samples": n, "eval_tokens": n * c["sampling"]["max_new_tokens"]}
     if job.stage == "generate":
         return {"problems": c["n"]}

@@ -138,7 +138,7 @@ class _Reader:
 def _eval_rows(rd: _Reader, row: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for e in row.get("evals") or []:
-        m = rd.json(e.get("id"), "metrics.json")
+        m = rd.json(e.get("id"), f"{e.get('benchmark')}/metrics.json")
         if not isinstance(m, dict):
             continue
         r = {"condition": row["name"], "benchmark": e.get("benchmark") or m.get("benchmark"),

@@ -19,8 +19,8 @@ STAGE_VERSIONS: dict[str, int] = {
     "filter": 1,
     "pretrain": 2,
     "train": 1,
-    "eval": 1,
-    "analyze": 1,
+    "eval": 2,
+    "analyze": 2,
     "report": 1,
 }
 

@@ -95,12 +95,10 @@ def steps(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int | No
         train["agreement"] = agreement([p for p, _ in aligned], [g for _, g in aligned])
         train["n_aligned"] = len(aligned)
     outputs: dict[str, Any] = {}
-    for role, folder in inputs.items():
-        if not role.startswith("eval:"):
-            continue
-        rows = list(read_jsonl(folder / "samples.jsonl"))
+    for bench in cfg.benchmarks:
+        rows = list(read_jsonl(inputs["eval"] / bench / "samples.jsonl"))
         seqs = [typer.types(segment(r["output"], rule)) for r in rows]
-        outputs[role[5:]] = {"n": len(rows), "mix": step_mix(seqs), "transitions": transition_matrix(seqs),
+        outputs[bench] = {"n": len(rows), "mix": step_mix(seqs), "transitions": transition_matrix(seqs),
                              "trapped_rate": sum((not r["finished"]) and (not r.get("answered", True)) for r in rows) / max(1, len(rows)),
                              "mean_steps": sum(len(s) for s in seqs) / max(1, len(seqs))}
     return _write(out, {"train": train, "outputs": outputs, "typer": typer.model_dump(), "rule": rule})

@@ -1,10 +1,16 @@
-"""eval: generate on a benchmark with a checkpoint (batched) and score every sample.
+"""eval: one checkpoint on a suite of benchmarks — load it once, generate for every prompt of every
+benchmark in one batched pass, and score every sample.
 
-Writes `samples.jsonl` (one row per item x sample: output, extracted answer, correct, tokens, finished)
-and `metrics.json`: accuracy (mean over items of the per-item mean over samples, i.e. avg@n) with a 95%
+Writes, per benchmark, `<benchmark>/samples.jsonl` (one row per item x sample: output, extracted answer,
+correct, tokens, finished) and `<benchmark>/metrics.json`: accuracy (mean over items of the per-item mean over samples, i.e. avg@n) with a 95%
 bootstrap interval over items, pass@k for k<=n, mean response length in tokens, finished and trapped
 rates (trapped = hit the length limit without an answer), and for safety probes the refusal rate and
-the mean rule-based harm score (1..5) on harmful requests.
+the mean rule-based harm score (1..5) on harmful requests. The top-level `metrics.json` holds every
+benchmark's metrics by name.
+
+One job per checkpoint rather than per benchmark: a model is loaded once (on a GPU cluster a vLLM
+engine start costs minutes; on a laptop the imports and load cost seconds per job), as in
+lm-evaluation-harness. The price: adding a benchmark to a spec reruns that checkpoint's whole suite.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from repro.config import EvalJob
+from repro.config import BenchmarkConfig, EvalJob, SamplingConfig
 from repro.records import Problem, write_jsonl
 from repro.tasks import get_task
 
@@ -22,25 +28,25 @@ def checkpoint_path(model_dir: Path, step: int) -> Path:
     return model_dir / "checkpoints" / f"step-{step}"
 
 
-def load_problems(cfg: EvalJob) -> list[Problem]:
-    b = cfg.benchmark
+def load_problems(b: BenchmarkConfig) -> list[Problem]:
     task = get_task(b.task)
     return task.problems(task.Args(**(b.task_args or {})), b.split, b.n, b.seed or 0)
 
 
-def score_samples(cfg: EvalJob, problems: list[Problem], gens: list[list[Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Score generations; return sample rows and the metrics dict."""
+def score_samples(bench: BenchmarkConfig, sampling: SamplingConfig, step: int, problems: list[Problem],
+                  gens: list[list[Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score one benchmark's generations; return sample rows and the metrics dict."""
     import numpy as np
 
     from repro.analysis.stats import bootstrap_ci, pass_at_k
 
-    task = get_task(cfg.benchmark.task)
+    task = get_task(bench.task)
     rows: list[dict[str, Any]] = []
     per_item: list[float] = []
     correct_counts: list[int] = []
     harmful_refusals: list[float] = []
     harm_scores: list[float] = []
-    safety = cfg.benchmark.task == "safety"
+    safety = bench.task == "safety"
     if safety:
         from repro.tasks.probes import harm_score, is_refusal
     for p, samples in zip(problems, gens):
@@ -58,16 +64,16 @@ def score_samples(cfg: EvalJob, problems: list[Problem], gens: list[list[Any]]) 
         per_item.append(sum(flags) / len(flags))
         correct_counts.append(sum(flags))
     mean, lo, hi = bootstrap_ci(per_item, n_boot=1000, seed=0) if per_item else (0.0, 0.0, 0.0)
-    n = cfg.sampling.n_samples
+    n = sampling.n_samples
     lengths = np.array([r["n_tokens"] for r in rows], dtype=float)
     metrics: dict[str, Any] = {
-        "benchmark": cfg.benchmark.name, "task": cfg.benchmark.task, "split": cfg.benchmark.split,
-        "role": cfg.benchmark.role, "step": cfg.step, "n_items": len(problems), "n_samples": n,
+        "benchmark": bench.name, "task": bench.task, "split": bench.split,
+        "role": bench.role, "step": step, "n_items": len(problems), "n_samples": n,
         "accuracy": round(float(mean), 6), "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
         "mean_response_tokens": round(float(lengths.mean()), 3) if len(lengths) else 0.0,
         "finished_rate": round(float(np.mean([r["finished"] for r in rows])), 6) if rows else 0.0,
         "trapped_rate": round(float(np.mean([(not r["finished"]) and (not r["answered"]) for r in rows])), 6) if rows else 0.0,
-        "backend": gens[0][0].backend if gens and gens[0] else cfg.sampling.backend,
+        "backend": gens[0][0].backend if gens and gens[0] else sampling.backend,
     }
     if n > 1:
         metrics["pass_at_k"] = {str(k): round(float(np.mean([pass_at_k(n, c, k) for c in correct_counts])), 6)
@@ -81,12 +87,21 @@ def score_samples(cfg: EvalJob, problems: list[Problem], gens: list[list[Any]]) 
 def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
     from repro.generation import GenParams, generate
 
-    problems = load_problems(cfg)
+    suites = [(b, load_problems(b)) for b in cfg.benchmarks]
     s = cfg.sampling
     params = GenParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                       n=s.n_samples, seed=s.seed, threads=runtime.get("threads"))
-    gens = generate(s.backend, checkpoint_path(inputs["model"], cfg.step), [p.prompt for p in problems], params)
-    rows, metrics = score_samples(cfg, problems, gens)
-    write_jsonl(out / "samples.jsonl", rows)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    return {k: metrics[k] for k in ("benchmark", "step", "accuracy", "mean_response_tokens")}
+                       n=s.n_samples, seed=s.seed, batch_size=cfg.batch_size, threads=runtime.get("threads"))
+    prompts = [p.prompt for _, problems in suites for p in problems]
+    gens = generate(s.backend, checkpoint_path(inputs["model"], cfg.step), prompts, params) if prompts else []
+    everything: dict[str, Any] = {}
+    at = 0
+    for bench, problems in suites:
+        rows, metrics = score_samples(bench, s, cfg.step, problems, gens[at : at + len(problems)])
+        at += len(problems)
+        (out / bench.name).mkdir()
+        write_jsonl(out / bench.name / "samples.jsonl", rows)
+        (out / bench.name / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        everything[bench.name] = metrics
+    (out / "metrics.json").write_text(json.dumps({"step": cfg.step, "benchmarks": everything}, indent=2, sort_keys=True) + "\n")
+    return {"step": cfg.step, "accuracy": {k: m["accuracy"] for k, m in everything.items()},
+            "mean_response_tokens": {k: m["mean_response_tokens"] for k, m in everything.items()}}
