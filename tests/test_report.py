@@ -48,13 +48,16 @@ CLAIMS: list[dict[str, Any]] = [
      "check": {"kind": "gap_greater", "role": "ood",
                "a": {"higher": {"teacher": "G", "xi": "0.05"}, "lower": {"teacher": "G", "xi": "0.4"}},
                "b": {"higher": {"teacher": "D", "filter": "branch"}, "lower": {"teacher": "D", "filter": "none", "xi": "0.05"}}}},
+    {"id": "B-SFT", "paper": "2604.06628", "claim": "SFT lowers refusals (step 0 vs the end)", "number": "",
+     "check": {"metric": "refusal_rate", "role": "safety", "higher_step": 0, "higher": {"teacher": "D"},
+               "lower": {"teacher": "D"}}},
     {"id": "A-T2", "paper": "2604.01702", "claim": "Divergent data has more Propose steps", "number": "33.3% vs 22.5%",
      "check": {"metric": "steps.train.mix.Propose", "higher": {"teacher": "D"}, "lower": {"teacher": "G"}}},
     {"id": "X-NA", "paper": "none", "claim": "Unmeasurable here", "number": "",
      "check": {"metric": "accuracy", "role": "no-such-benchmark", "higher": {"teacher": "G"}, "lower": {"teacher": "D"}}},
 ]
 EXPECTED = {"A-T1": True, "A-F1": True, "B-F6": False, "B-F3": True, "C-F3": True, "C-F2": True, "A-OV": True,
-            "A-GAP": True, "A-T2": True, "X-NA": None}
+            "A-GAP": True, "B-SFT": True, "A-T2": True, "X-NA": None}
 
 
 def _dump(path: Path, obj: Any) -> None:
@@ -185,6 +188,7 @@ def test_claims_directions(world: dict[str, Any]) -> None:
     assert "0.6" in got["A-T1"]["measured"] or "0.7" in got["A-T1"]["measured"]
     assert "Spearman" in got["C-F3"]["measured"]
     assert got["X-NA"]["measured"].startswith("not measured")
+    assert "at step 0 0.5 (n=5) vs teacher=D at step final 0.4 (n=5)" in got["B-SFT"]["measured"]
     assert "gaps" in got["A-GAP"]["measured"] and "0.21" in got["A-GAP"]["measured"]
     assert "Jaccard" in got["A-OV"]["measured"] and "1 shared" in got["A-OV"]["measured"]
 
@@ -203,7 +207,7 @@ def test_report_sections_and_summary(world: dict[str, Any]) -> None:
     assert "testhost" in page and "abc1234" in page
     s = json.loads((world["report"] / "summary.json").read_text())
     assert s["spec"] == "tiny" and s["n_conditions"] == 8 and s["status"] == "complete"
-    assert s["headline"].startswith("8 of 9 checked claims") and s["headline"].endswith(".")
+    assert s["headline"].startswith("9 of 10 checked claims") and s["headline"].endswith(".")
     assert {c["id"]: c["direction_matches"] for c in s["claims"]} == EXPECTED
     assert set(s["claims"][0]) == {"id", "claim", "paper_number", "measured", "direction_matches"}
     # the engine recorded the stage's summary in the manifest
@@ -221,10 +225,10 @@ def test_publish_index(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     assert (reports / "tiny.html").read_bytes() == (world["report"] / "report.html").read_bytes()
     assert not (reports / "other.html").exists()
     index = (reports / "index.html").read_text()
-    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "8 / 9" in index
+    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "9 / 10" in index
     assert "other: not run" in text and not list(reports.glob(".*tmp*"))
     m = json.loads((reports / "metrics.json").read_text())
-    assert list(m) == ["tiny"] and m["tiny"]["claims_matching"] == 8 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
+    assert list(m) == ["tiny"] and m["tiny"]["claims_matching"] == 9 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
     curves = (reports / "curves.csv").read_text().splitlines()
     assert curves[0] == "spec,condition,benchmark,role,step,accuracy" and len(curves) == 1 + 8 * 3 * 4
     assert "tiny,G-none-0.05,cd-id,id,0,0.3" in curves

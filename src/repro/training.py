@@ -71,6 +71,34 @@ def save_checkpoint(model: Any, tokenizer: Any, path: Path, meta: dict[str, Any]
     return path
 
 
+def _tokenize(records: Iterable[dict[str, str]], tokenizer: Any, max_length: int, completion_only: bool) -> list[dict[str, list[int]]]:
+    """{"input_ids", "labels"} of each record, exactly as TRL's SFTTrainer prepares a prompt-completion
+    dataset (eos appended to the completion; prompt tokens = the common prefix of the tokenized prompt and
+    prompt+completion, labelled -100 when `completion_only`; truncated to `max_length` keeping the start;
+    examples left with nothing to learn dropped), but with two batched tokenizer calls instead of five
+    `datasets.map` passes (seconds per job on small models)."""
+    eos = tokenizer.eos_token
+    prompts, texts = [], []
+    for r in records:
+        prompt, completion = render_prompt(r["prompt"]), r["completion"]
+        prompts.append(prompt)
+        texts.append(prompt + (completion if completion.endswith(eos) else completion + eos))
+    if not texts:
+        return []
+    out = []
+    for p_ids, ids in zip(tokenizer(text=prompts)["input_ids"], tokenizer(text=texts)["input_ids"]):
+        n = 0
+        for a, b in zip(p_ids, ids):
+            if a != b:
+                break
+            n += 1
+        labels = [-100] * n + list(ids[n:]) if completion_only else list(ids)
+        ids, labels = list(ids[:max_length]), labels[:max_length]
+        if any(x != -100 for x in labels):
+            out.append({"input_ids": ids, "labels": labels})
+    return out
+
+
 def _callback(out_dir: Path, steps: set[int], tokenizer: Any, params: TrainParams, rows: list[dict]) -> Any:
     from transformers import TrainerCallback
 
@@ -126,9 +154,9 @@ def _train(
     steps = {int(s) for s in checkpoints}
     if bad := sorted(s for s in steps if not 0 <= s <= params.max_steps):
         raise ValueError(f"checkpoint steps outside [0, {params.max_steps}]: {bad}")
-    data = [{"prompt": render_prompt(r["prompt"]), "completion": r["completion"]} for r in records]
+    data = _tokenize(records, tokenizer, params.max_length, completion_only)
     if not data:
-        raise ValueError("no training records")
+        raise ValueError("no training records (or every one was truncated to nothing to learn)")
     if 0 in steps:
         meta = {"step": 0, "train_params": dataclasses.asdict(params)}
         save_checkpoint(model, tokenizer, out_dir / "checkpoints" / "step-0", meta)
@@ -160,6 +188,7 @@ def _train(
         fp16=False,
         dataloader_num_workers=0,
         disable_tqdm=quiet,
+        dataset_kwargs={"skip_prepare_dataset": True},  # _tokenize did TRL's preparation, in one batched pass
     )
     rows: list[dict] = []
     trainer = SFTTrainer(

@@ -14,7 +14,8 @@ Metrics (`metric`, default "accuracy"):
   steps.train.transitions.Propose.Propose, steps.outputs.<benchmark>.trapped_rate, ...
 
 Kinds (`kind`; "greater" when absent):
-- greater: {metric, role, step, higher: sel, lower: sel} -> mean over `higher` conditions > mean over `lower`.
+- greater: {metric, role, step, higher: sel, lower: sel} -> mean over `higher` conditions > mean over `lower`;
+  `higher_step` / `lower_step` read the two sides at different steps (e.g. the base, step 0, vs the end).
 - dip_recovery: {metric, role, where: sel, early_max_step: int|None, above_base: bool} -> per condition,
   the minimum over intermediate steps (0 < step < final, and <= early_max_step when given) is below the
   value at step 0, and the final value is above that minimum (and above step 0 if above_base). Matches
@@ -136,13 +137,17 @@ def _what(check: dict[str, Any]) -> str:
 
 
 def check_greater(data: ReportData, c: dict[str, Any]) -> tuple[str, bool | None]:
-    v = metric_values(data, c.get("metric", "accuracy"), c.get("role"), c.get("step", "final"))
-    hi, lo = v.reindex(select(data, c.get("higher"))).dropna(), v.reindex(select(data, c.get("lower"))).dropna()
+    metric, role, step = c.get("metric", "accuracy"), c.get("role"), c.get("step", "final")
+    s_hi, s_lo = c.get("higher_step", step), c.get("lower_step", step)
+    v_hi = metric_values(data, metric, role, s_hi)
+    v_lo = v_hi if s_lo == s_hi else metric_values(data, metric, role, s_lo)
+    hi, lo = v_hi.reindex(select(data, c.get("higher"))).dropna(), v_lo.reindex(select(data, c.get("lower"))).dropna()
     if hi.empty or lo.empty:
         side = "higher" if hi.empty else "lower"
         return f"not measured: no {_what(c)} for the {side} side ({sel_text(c.get(side))})", None
-    text = (f"{_what(c)}: {sel_text(c.get('higher'))} {fmt(hi.mean())} (n={len(hi)}) vs "
-            f"{sel_text(c.get('lower'))} {fmt(lo.mean())} (n={len(lo)})")
+    at = (lambda s: f" at step {s}") if s_hi != s_lo else (lambda s: "")
+    text = (f"{_what(c)}: {sel_text(c.get('higher'))}{at(s_hi)} {fmt(hi.mean())} (n={len(hi)}) vs "
+            f"{sel_text(c.get('lower'))}{at(s_lo)} {fmt(lo.mean())} (n={len(lo)})")
     return text, bool(hi.mean() > lo.mean())
 
 
