@@ -26,6 +26,7 @@ for _stage in P.stages:
         threads: P.threads
         resources: **{k: P.resource(k) for k in P.resource_names(_stage)}
         group: P.group
+        priority: P.priority
         params: cmd=P.command,
         shell: "{params.cmd} > {log} 2>&1"
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from repro import paths
 from repro.errors import ReproError
 from repro.plan import STAGE_ORDER, Plan, build_plan
+from repro.plansummary import estimate
 from repro.resources import to_snakemake
 
 EVAL_GROUP = "eval"  # group name of small eval jobs; `group-components: eval=N` in slurm/config.yaml
@@ -79,6 +80,20 @@ class SnakePlan:
             if stage is None or j.stage == stage:
                 keys.update(to_snakemake(j.resources))
         return sorted(keys)
+
+    def priority(self, wc: Any) -> int:
+        """Scheduling order among ready jobs (higher first): the cheap data jobs that unblock training, then
+        pretraining, then training runs longest first (estimated tokens), then evals and analyses, then
+        reports. Long runs start early and the short jobs fill the cores at the end, instead of a long run
+        starting last on one core while the others idle."""
+        job = self._job(wc)
+        if job.stage in ("generate", "filter"):
+            return 1000
+        if job.stage == "pretrain":
+            return 900
+        if job.stage == "train":
+            return 100 + min(799, int(estimate(job).get("train_tokens", 0) // 100_000))
+        return 10 if job.stage in ("eval", "analyze") else 0
 
     def group(self, wc: Any) -> str | None:
         """Snakemake group of a job: CPU-only eval jobs join group `eval`, which the slurm profile batches
