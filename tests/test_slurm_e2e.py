@@ -58,6 +58,8 @@ except ImportError:  # tests/ as a package
     )
 
 SPEC = "experiments/smoke.yaml"
+SETS = ["base.eval.steps=[0,20]"]  # two checkpoints -> two eval jobs (one per checkpoint), to see them batched
+CONFIG = ["--config", f"specs={SPEC}", f"set={';'.join(SETS)}"]
 COMPARED_STAGES = ("generate", "filter", "eval")  # data and eval payloads must match byte for byte
 DEADLINE_S = float(os.environ.get("REPRO_SLURM_E2E_TIMEOUT", "900"))
 
@@ -69,8 +71,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def plan_jobs(wd: Path, spec: str) -> list[dict]:
-    r = subprocess.run([sys.executable, "-m", "repro", "plan", spec, "--json"], cwd=wd, env=_env(),
+def plan_jobs(wd: Path, spec: str, sets: list[str] | None = None) -> list[dict]:
+    extra = [a for x in (sets or []) for a in ("--set", x)]
+    r = subprocess.run([sys.executable, "-m", "repro", "plan", spec, "--json", *extra], cwd=wd, env=_env(),
                        capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)["jobs"]
@@ -109,7 +112,7 @@ def slurm_job_of(wd: Path) -> dict[str, str]:
 def _run_local(wd: Path, deadline: float, result: dict) -> None:
     """`snakemake --cores 2` in wd (in a thread); SIGKILLs its process group at the deadline."""
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", "--config", f"specs={SPEC}"],
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", *CONFIG],
                             cwd=wd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     result["proc"] = proc
@@ -137,7 +140,7 @@ def test_smoke_on_slurm_matches_local_run(
     t0 = time.monotonic()
     try:
         # `--profile slurm`, relative: snakemake must find slurm/ in the workflow folder, as from the repo root
-        proc = run_snakemake_slurm(remote, ["--config", f"specs={SPEC}"], timeout_s=DEADLINE_S, env=slurm_env,
+        proc = run_snakemake_slurm(remote, CONFIG, timeout_s=DEADLINE_S, env=slurm_env,
                                    profile="slurm")
         slurm_s = time.monotonic() - t0
         t.join(max(1.0, deadline - time.monotonic()) + 60)
@@ -153,8 +156,8 @@ def test_smoke_on_slurm_matches_local_run(
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert local_result.get("rc") == 0, local_result.get("out", "")[-6000:]
 
-    jobs = plan_jobs(remote, SPEC)
-    assert {dirname(j) for j in jobs} == {dirname(j) for j in plan_jobs(local, SPEC)}
+    jobs = plan_jobs(remote, SPEC, SETS)
+    assert {dirname(j) for j in jobs} == {dirname(j) for j in plan_jobs(local, SPEC, SETS)}
     # all done, in both runs
     for wd in (local, remote):
         missing = [dirname(j) for j in jobs if not (job_dir(wd, j) / "manifest.json").is_file()]
