@@ -34,6 +34,16 @@ SPECIAL_TOKENS = (PAD, EOS, BOS, UNK)
 PROMPT_TEMPLATE = "Question: {prompt}\nAnswer:\n"
 
 
+def common_prefix(a: Iterable[int], b: Iterable[int]) -> int:
+    """Length of the common prefix of two token-id sequences (TRL's prompt / prompt+completion rule)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def render_prompt(prompt: str) -> str:
     """The one prompt template (no chat template): training, generation and analysis all call this."""
     return PROMPT_TEMPLATE.format(prompt=prompt)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from repro.models import render_prompt, set_threads
+from repro.models import common_prefix, render_prompt, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,7 @@ def _tokenize(records: Iterable[dict[str, str]], tokenizer: Any, max_length: int
         return []
     out = []
     for p_ids, ids in zip(tokenizer(text=prompts)["input_ids"], tokenizer(text=texts)["input_ids"]):
-        n = 0
-        for a, b in zip(p_ids, ids):
-            if a != b:
-                break
-            n += 1
+        n = common_prefix(p_ids, ids)
         labels = [-100] * n + list(ids[n:]) if completion_only else list(ids)
         ids, labels = list(ids[:max_length]), labels[:max_length]
         if any(x != -100 for x in labels):

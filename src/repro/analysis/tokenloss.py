@@ -26,18 +26,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from repro.models import render_prompt, set_threads
+from repro.models import common_prefix, render_prompt, set_threads
 
 log = logging.getLogger(__name__)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def encode(
@@ -53,7 +44,7 @@ def encode(
     prompt_ids = tokenizer(text=prompt)["input_ids"]
     enc = tokenizer(text=prompt + completion, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
-    start = _common_prefix(prompt_ids, ids)
+    start = common_prefix(prompt_ids, ids)
     if max_length is not None:
         ids = ids[:max_length]
     first = min(start, len(ids)) if completion_only else 1
