@@ -1,36 +1,66 @@
 #!/usr/bin/env bash
-# Set up repro on a fresh machine: Python packages (CPU torch by default), and with --test the Debian
-# packages the tests need (SLURM + munge for the cluster tests, chromium for the report test).
-#   bash scripts/setup.sh            # to run experiments
-#   bash scripts/setup.sh --test     # to run the tests too
-# On a GPU machine install your CUDA torch first and set REPRO_TORCH= (empty) to keep it.
+# Set up repro on a fresh machine, in a virtual environment (.venv, or $REPRO_VENV), so it works where the
+# system Python is "externally managed" (PEP 668: Debian 12+, Ubuntu 23.04+) and never touches it.
+#   bash scripts/setup.sh            # to run experiments:  . .venv/bin/activate && snakemake --cores all
+#   bash scripts/setup.sh --test     # to run the tests too (Debian packages: SLURM, munge, chromium)
+# PyTorch: a machine without an NVIDIA GPU gets the CPU build of torch==2.13.0 (from a local wheel when pip
+# can see one, else from PyTorch's CPU index); a GPU machine gets the default (CUDA) build of the same pin.
+# REPRO_TORCH="" keeps whatever torch the environment already has; REPRO_TORCH=SPEC installs that instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-TORCH=${REPRO_TORCH-torch==2.13.0}
+VENV=${REPRO_VENV:-.venv}
+PY_SYS=${PYTHON:-python3}
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+
+apt_install() {  # apt_install PKG...: install Debian packages when root, else say what is missing
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: $*"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "setup: please install the Debian packages: $* (needs root)" >&2
+    return 1
+  fi
+}
 
 if [[ "${1:-}" == "--test" ]]; then
   need=()
   command -v slurmctld >/dev/null || need+=(slurm-wlm)
   command -v munged >/dev/null || need+=(munge)
   command -v chromium >/dev/null || need+=(chromium)
-  if (( ${#need[@]} )); then
-    if [[ $(id -u) -eq 0 ]]; then
-      echo "setup: installing Debian packages: ${need[*]}"
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    else
-      echo "setup: not root; cannot install ${need[*]} (SLURM/browser tests will be skipped)" >&2
-    fi
-  fi
+  command -v git >/dev/null || need+=(git)
+  (( ${#need[@]} )) && { apt_install "${need[@]}" || echo "setup: SLURM/browser tests will be skipped" >&2; }
   extra="[dev]"
 else
   extra=""
 fi
 
-if [[ -n "$TORCH" ]] && ! $PY -c "import torch" 2>/dev/null; then
-  echo "setup: installing $TORCH (CPU build)"
-  PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q "$TORCH"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "setup: creating the virtual environment $VENV"
+  if ! "$PY_SYS" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    # Debian/Ubuntu ship venv's pip bootstrap separately (python3-venv, or python3.X-venv)
+    ver=$("$PY_SYS" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    apt_install python3-venv "python$ver-venv" || apt_install python3-venv
+    "$PY_SYS" -m venv "$VENV"
+  fi
 fi
-echo "setup: installing repro$extra"
-PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q -e ".$extra"
-$PY -c "import repro, torch, trl, snakemake, dvc" && echo "setup: ok"
+PY="$VENV/bin/python"
+pip() { "$PY" -m pip "$@"; }
+
+TORCH=${REPRO_TORCH-torch==2.13.0}
+if [[ -n "$TORCH" ]] && ! "$PY" -c "import torch" 2>/dev/null; then
+  if [[ "${REPRO_TORCH+set}" == "set" ]] || command -v nvidia-smi >/dev/null; then
+    echo "setup: installing $TORCH"
+    pip install -q "$TORCH"
+  else
+    # A machine without a GPU: the CPU build ("+cpu"). A local wheel if pip's config can see one, else
+    # PyTorch's CPU index (a stock pip given plain torch==2.13.0 downloads the multi-GB CUDA build).
+    echo "setup: installing $TORCH (CPU build)"
+    PIP_RETRIES=0 pip install -q "$TORCH+cpu" 2>/dev/null \
+      || pip install -q "$TORCH" --index-url https://download.pytorch.org/whl/cpu
+  fi
+fi
+echo "setup: installing repro$extra into $VENV"
+pip install -q -e ".$extra"
+"$PY" -m repro.setup_data   # offline data that libraries expect to download (NLTK's punkt tables for IFEval)
+"$PY" -c "import repro, torch, trl, snakemake, dvc" && echo "setup: ok ($VENV; activate with: . $VENV/bin/activate)"
