@@ -22,26 +22,23 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
 from repro.errors import ReproError
 
 log = logging.getLogger("repro")
-PARAMS = Path("params.yaml")
-
-
-def default_specs() -> list[str]:
-    if PARAMS.exists():
-        data = yaml.safe_load(PARAMS.read_text()) or {}
-        return list(data.get("specs", []))
-    return []
 
 
 def _specs(args: argparse.Namespace) -> list[str]:
+    """The spec files named on the command line, else params.yaml's; exit 2 when there are none."""
+    from repro.paths import PARAMS, default_params
+
     specs: list[str] = []
     for s in getattr(args, "specs", None) or []:
         specs.extend(x for x in s.split(",") if x)
-    return specs or default_specs()
+    specs = specs or default_params()[0]
+    if not specs:
+        raise ReproError(f"no spec given, and no specs in {PARAMS} (run from the repo root, or name a spec file)",
+                         exit_code=2)
+    return specs
 
 
 def _add_spec_args(p: argparse.ArgumentParser, positional: bool = True) -> None:

@@ -47,14 +47,6 @@ def stage_name(job: Job) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{job.stage}-{job.dirname}")
 
 
-def default_params() -> tuple[list[str], list[str]]:
-    """params.yaml's `specs` and `set`: the default experiments."""
-    from repro.cli import PARAMS
-
-    data = (yaml.safe_load(PARAMS.read_text()) or {}) if PARAMS.exists() else {}
-    return list(data.get("specs") or []), list(data.get("set") or [])
-
-
 def render(plan: Plan, specs: list[str], sets: list[str], default: bool = True) -> str:
     """dvc.yaml text for `plan` (of `specs` with `sets`); `default`: the specs are params.yaml's."""
     spec_args = "" if default else " ".join(f"--specs {shlex.quote(s)}" for s in specs)
@@ -83,7 +75,7 @@ def render(plan: Plan, specs: list[str], sets: list[str], default: bool = True) 
 def resolve(specs: list[str] | None = None, sets: list[str] | None = None) -> tuple[list[str], list[str], bool]:
     """(specs, sets, is_default): no specs (or params.yaml's) means params.yaml's specs, and its sets
     unless others are given."""
-    d_specs, d_sets = default_params()
+    d_specs, d_sets = paths.default_params()
     if not specs or specs == d_specs:
         sets = sets or d_sets
         return d_specs, sets, sets == d_sets

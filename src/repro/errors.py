@@ -8,9 +8,14 @@ from __future__ import annotations
 
 
 class ReproError(Exception):
-    """An error with a message meant for the user (no traceback)."""
+    """An error with a message meant for the user (no traceback); exit 1 (a failed job) unless told 2 (bad input)."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class SpecError(ReproError):

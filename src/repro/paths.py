@@ -17,6 +17,15 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 RUN_RECORD = "run.json"
+PARAMS = Path("params.yaml")  # the default experiments: `specs:` (and `set:`) that every command falls back to
+
+
+def default_params() -> tuple[list[str], list[str]]:
+    """params.yaml's `specs` and `set` (the default experiments); empty when there is no params.yaml."""
+    import yaml
+
+    data = (yaml.safe_load(PARAMS.read_text()) or {}) if PARAMS.exists() else {}
+    return list(data.get("specs") or []), list(data.get("set") or [])
 
 
 def results_root() -> Path:
@@ -33,10 +42,6 @@ def job_dir(stage: str, dirname: str) -> Path:
 
 def tmp_dir(stage: str, dirname: str) -> Path:
     return results_root() / stage / f".tmp-{dirname}-{os.getpid()}"
-
-
-def log_path(stage: str, dirname: str) -> Path:
-    return Path("logs") / stage / f"{dirname}.log"
 
 
 def is_done(outdir: Path) -> bool:
