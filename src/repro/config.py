@@ -143,7 +143,8 @@ class TrainConfig(Strict):
 class SamplingConfig(Strict):
     """How evaluation generates."""
 
-    backend: str = Field("transformers", description="Generation backend: transformers or vllm.")
+    backend: str = Field("transformers", description="Registered generation backend (transformers, vllm, or a "
+                         "plugin's; see `repro list`).")
     temperature: float = Field(0.0, ge=0, description="0 = greedy decoding.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off).")
@@ -194,23 +195,28 @@ class Resources(Strict):
     slurm_extra: str | None = Field(None, description="Extra sbatch flags (e.g. --qos=high).")
 
 
-class StageResources(Strict):
-    """Resources per stage; unset stages get defaults derived from the model size."""
+def _stage_resources_model() -> type[Strict]:
+    """`resources`: one optional `Resources` per stage of the stage registry (repro.stages.STAGES)."""
+    from pydantic import create_model
 
-    generate: Resources | None = Field(None, description="Resources of generate jobs.")
-    filter: Resources | None = Field(None, description="Resources of filter jobs.")
-    pretrain: Resources | None = Field(None, description="Resources of pretrain jobs.")
-    train: Resources | None = Field(None, description="Resources of train jobs.")
-    eval: Resources | None = Field(None, description="Resources of eval jobs.")
-    analyze: Resources | None = Field(None, description="Resources of analysis jobs.")
-    report: Resources | None = Field(None, description="Resources of report jobs.")
+    from repro.stages import STAGE_NAMES
+
+    fields: dict[str, Any] = {
+        name: (Resources | None, Field(None, description=f"Resources of {name} jobs.")) for name in STAGE_NAMES
+    }
+    model = create_model("StageResources", __base__=Strict, **fields)
+    model.__doc__ = "Resources per stage; unset stages get defaults derived from the model size."
+    return model
+
+
+StageResources = _stage_resources_model()
 
 
 class AnalysisConfig(Strict):
     """A registered analysis run on a trained condition."""
 
-    name: Literal["token_loss", "steps", "logit_lens"] = Field(description="Analysis to run.")
-    args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the analysis.")
+    name: str = Field(description="Registered analysis (token_loss, steps, logit_lens, or a plugin's; see `repro list`).")
+    args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the analysis (checked against its Args).")
 
 
 class Condition(Strict):
@@ -280,14 +286,3 @@ class ReportJob(Strict):
     hypothesis: str = Field("", description="What the study tests.")
     conditions: list[dict[str, Any]] = Field(description="Conditions with their labels and job ids by role.")
     claims: list[dict[str, Any]] = Field(default_factory=list, description="The papers' claims to check.")
-
-
-JOB_MODELS: dict[str, type[Strict]] = {
-    "generate": GenerateJob,
-    "filter": FilterJob,
-    "pretrain": PretrainJob,
-    "train": TrainJob,
-    "eval": EvalJob,
-    "analyze": AnalyzeJob,
-    "report": ReportJob,
-}

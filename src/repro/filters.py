@@ -94,10 +94,13 @@ class Filter:
         return out
 
 
-FILTERS: Registry[Filter] = Registry("filter")
+FILTERS: Registry[Filter] = Registry("filter", group="repro.filters")
 
 
-def _register(name: str, args: type[FilterArgs]) -> Callable[[Callable], Callable]:
+def register_filter(name: str, args: type[FilterArgs]) -> Callable[[Callable], Callable]:
+    """Decorator: register `fn(traces, args, ctx) -> FilterOutcome` as filter `name` with `args` as its
+    Args model (also what plugins use: `@register_filter("mine", MyArgs)` in a module of the
+    `repro.filters` entry-point group)."""
     def deco(fn: Callable) -> Callable:
         FILTERS.register(name)(Filter(name, args, fn))
         return fn
@@ -181,7 +184,7 @@ class VerifiedArgs(FilterArgs):
     exact_tasks: list[str] = Field(["twohop"], description="Tasks whose trace answer must equal gold exactly.")
 
 
-@_register("verified", VerifiedArgs)
+@register_filter("verified", VerifiedArgs)
 def verified(traces: list[Trace], args: VerifiedArgs, ctx: FilterContext) -> FilterOutcome:
     """Keep a trace iff its task's scorer accepts its completion (plus math-verify / exact checks)."""
     from repro.tasks import get_task
@@ -211,7 +214,7 @@ class NoArgs(FilterArgs):
     """No arguments."""
 
 
-@_register("strip_cot", NoArgs)
+@register_filter("strip_cot", NoArgs)
 def strip_cot(traces: list[Trace], args: NoArgs, ctx: FilterContext) -> FilterOutcome:
     """No-CoT variant: the completion becomes the last Conclude step alone."""
     kept, reasons = [], []
@@ -234,7 +237,7 @@ class BranchingArgs(FilterArgs):
                                               "traces' own step labels (Propose share).")
 
 
-@_register("branching", BranchingArgs)
+@register_filter("branching", BranchingArgs)
 def branching(traces: list[Trace], args: BranchingArgs, ctx: FilterContext) -> FilterOutcome:
     """Study A proxy 2: keep the `keep` share of traces with the lowest share of Propose steps."""
     if args.source == "labels":
@@ -248,7 +251,7 @@ class StepRatioArgs(FilterArgs):
     keep: float = KeepShare
 
 
-@_register("step_ratio", StepRatioArgs)
+@register_filter("step_ratio", StepRatioArgs)
 def step_ratio(traces: list[Trace], args: StepRatioArgs, ctx: FilterContext) -> FilterOutcome:
     """Study A proxy 1: steps(trace) / steps(reference trace of the same problem); keep the lowest
     `keep` share of the traces that have a reference; drop the others."""
@@ -271,7 +274,7 @@ class LengthArgs(FilterArgs):
     max: int | None = Field(None, ge=0, description="Longest length kept (None = no limit).")
 
 
-@_register("length", LengthArgs)
+@register_filter("length", LengthArgs)
 def length(traces: list[Trace], args: LengthArgs, ctx: FilterContext) -> FilterOutcome:
     """Keep traces whose completion length lies in [min, max]."""
     lens = [_length(t, args.unit) for t in traces]
@@ -285,7 +288,7 @@ class LengthMatchedArgs(FilterArgs):
     unit: Unit = Field("chars", description="Length in characters or whitespace tokens of the completion.")
 
 
-@_register("length_matched", LengthMatchedArgs)
+@register_filter("length_matched", LengthMatchedArgs)
 def length_matched(traces: list[Trace], args: LengthMatchedArgs, ctx: FilterContext) -> FilterOutcome:
     """Length baseline: keep the shortest `keep` share (use the branching filter's keep rate)."""
     scores = [float(_length(t, args.unit)) for t in traces]
@@ -299,14 +302,14 @@ class QuantileArgs(FilterArgs):
     typer: KeywordTyper = Field(default_factory=KeywordTyper, description="Typer for metric=branching.")
 
 
-@_register("quantile", QuantileArgs)
+@register_filter("quantile", QuantileArgs)
 def quantile(traces: list[Trace], args: QuantileArgs, ctx: FilterContext) -> FilterOutcome:
     """Keep the bottom (or top) `keep` share by a named metric."""
     scores = [_metric(t, args.metric, args.typer) for t in traces]
     return _keep_share(traces, scores, args.keep, args.side, ctx.rng("quantile"), args.metric)
 
 
-@_register("dedupe", NoArgs)
+@register_filter("dedupe", NoArgs)
 def dedupe(traces: list[Trace], args: NoArgs, ctx: FilterContext) -> FilterOutcome:
     """Drop traces whose (prompt, completion) already appeared earlier."""
     seen: set[tuple[str, str]] = set()
@@ -321,7 +324,7 @@ class SubsampleArgs(FilterArgs):
     n: int = Field(1000, ge=0, description="Number of traces kept (all if there are fewer).")
 
 
-@_register("subsample", SubsampleArgs)
+@register_filter("subsample", SubsampleArgs)
 def subsample(traces: list[Trace], args: SubsampleArgs, ctx: FilterContext) -> FilterOutcome:
     """Keep a seeded random sample of n traces, in input order."""
     chosen = set(ctx.rng("subsample").sample(range(len(traces)), min(args.n, len(traces))))
@@ -334,7 +337,7 @@ class DeleteStepsArgs(FilterArgs):
     protect: list[str] = Field(["Conclude"], description="Step types never deleted (the last step never is).")
 
 
-@_register("delete_steps", DeleteStepsArgs)
+@register_filter("delete_steps", DeleteStepsArgs)
 def delete_steps(traces: list[Trace], args: DeleteStepsArgs, ctx: FilterContext) -> FilterOutcome:
     """Study A ablation: delete round(frac x deletable steps) steps chosen at random over all traces
     (deletable = not the last step, not a protected type); rebuild completions. Nothing is dropped."""
@@ -386,7 +389,7 @@ def _corrupt(t: Trace, meta: Mapping[str, Any], where: str, n: int, rng: random.
                                meta={**t.meta, "label_noise": changes})
 
 
-@_register("label_noise", LabelNoiseArgs)
+@register_filter("label_noise", LabelNoiseArgs)
 def label_noise(traces: list[Trace], args: LabelNoiseArgs, ctx: FilterContext) -> FilterOutcome:
     """Study C noise: in round(xi x eligible) two-hop traces, replace the bridge and/or tail entity token
     (in completion, steps and answer) by a uniformly drawn other entity. Eligible: two-hop traces whose

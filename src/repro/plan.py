@@ -1,8 +1,10 @@
-"""Specs -> a plan: content-addressed jobs (generate, filter, pretrain, train, eval, analyze, report).
+"""Specs -> a plan: content-addressed jobs of every stage in the stage registry (repro.stages).
 
-Each condition is cut into per-stage job configs; a job's id hashes its config, its stage version and its
-inputs' ids, so conditions (and specs) that need the same work share one job. Training lengths of a
-length-independent schedule become checkpoints of one run (see `TrainConfig.length_independent`).
+Each condition is cut into per-stage job configs by the stages' planners (`plan(cp)` in each stage
+module, called in registry order with a `CondPlan`; the report stage plans once per spec); a job's id
+hashes its config, its stage version and its inputs' ids, so conditions (and specs) that need the same
+work share one job. Training lengths of a length-independent schedule become checkpoints of one run
+(see `TrainConfig.length_independent`).
 
     plan = build_plan(["experiments/smoke.yaml"])
     for job in plan.jobs.values(): print(job.stage, job.id, job.outdir)
@@ -16,21 +18,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from repro import paths
-from repro.config import (
-    AnalyzeJob,
-    BenchmarkConfig,
-    Condition,
-    FilterJob,
-    GenerateJob,
-    PretrainJob,
-    ReportJob,
-)
+from repro.config import Condition
 from repro.identity import job_id
 from repro.resources import resources_for
 from repro.spec import NamedCondition, Spec, load
-from repro.stages import STAGE_VERSIONS
+from repro.stages import STAGE_NAMES, STAGES, get_stage
 
-STAGE_ORDER = ("generate", "filter", "pretrain", "train", "eval", "analyze", "report")
+STAGE_ORDER = STAGE_NAMES  # plan, engines and reports list stages in the registry's order
 
 
 @dataclass
@@ -128,7 +122,7 @@ class _Builder:
         return self.dumps[k]
 
     def add(self, stage: str, name: str, config: dict[str, Any], inputs: dict[str, str], resources: dict[str, Any], label: str) -> str:
-        jid = job_id(stage, STAGE_VERSIONS[stage], config, inputs)
+        jid = job_id(stage, get_stage(stage).version, config, inputs)
         job = self.jobs.get(jid)
         if job is None:
             job = self.jobs[jid] = Job(jid, stage, _slug(name), config, inputs, resources)
@@ -148,33 +142,59 @@ class _Builder:
         return jid
 
 
-def _task_args(b: BenchmarkConfig, cond: Condition) -> tuple[dict[str, Any], int]:
-    same = b.task == cond.data.task
-    args = b.task_args if b.task_args is not None else (dict(cond.data.task_args) if same else {})
-    seed = b.seed if b.seed is not None else (cond.data.seed if same else 0)
-    return args, seed
-
-
-def _eval_name(benches: list[BenchmarkConfig]) -> str:
-    """An eval job's name: its benchmarks joined by '+', or the first and a count when that is long."""
-    joined = "+".join(bn.name for bn in benches)
-    return joined if len(joined) <= 40 else f"{benches[0].name}+{len(benches) - 1}more"
-
-
 def checkpoints_of(cond: Condition) -> list[int]:
     t = cond.train
     return sorted({s for s in t.checkpoints if s <= t.steps} | {t.steps})
 
 
-def _arch_name(c: Condition) -> str:
+def arch_name(c: Condition) -> str:
     if c.model.id:
         return Path(c.model.id).name
     return c.model.arch if isinstance(c.model.arch, str) else "custom"
 
 
-def _plan_spec(b: _Builder, spec: Spec, file: str, conds: list[NamedCondition]) -> SpecPlan:
+@dataclass
+class CondPlan:
+    """One condition being planned: the planners of the stages (in registry order) each add their jobs
+    and record them here, so later stages find their inputs (`ids` by role: generate, reference, filter,
+    pretrain, train; `evals` and `analyses` rows)."""
+
+    b: _Builder
+    spec: Spec
+    nc: NamedCondition
+    run: tuple[int, list[int]]  # the condition's training run: total steps, saved checkpoints
+    train_key: str  # the train section without steps/checkpoints (conditions sharing a run share it)
+    ids: dict[str, str] = field(default_factory=dict)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    analyses: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def cond(self) -> Condition:
+        return self.nc.condition
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.name}/{self.nc.name}"
+
+    @property
+    def res_key(self) -> tuple[Any, ...]:
+        return (id(self.cond.resources), id(self.cond.model))
+
+    def res(self, stage: str) -> dict[str, Any]:
+        return self.b.resources(stage, self.cond, self.res_key)
+
+    def cached(self, key: tuple[Any, ...], make: Callable[[], tuple[str, str, dict[str, Any], dict[str, str], dict[str, Any]]]) -> str:
+        return self.b.cached(key + self.res_key, self.label, make)
+
+    def add(self, stage: str, name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
+        return self.b.add(stage, name, config, inputs, self.res(stage), self.label)
+
+
+def _training_runs(conds: list[NamedCondition]) -> tuple[dict[str, tuple[int, list[int]]], dict[int, str], list[str]]:
+    """Group conditions whose training differs only in length, when the schedule allows it: each group is
+    one run with the union of checkpoints. Returns the run of each condition, the train section key of
+    each train section object, and notes for `repro plan`."""
     notes: list[str] = []
-    # Group conditions whose training differs only in length, when the schedule allows it.
     groups: dict[Any, list[NamedCondition]] = {}
     train_key: dict[int, str] = {}
     for nc in conds:
@@ -198,84 +218,27 @@ def _plan_spec(b: _Builder, spec: Spec, file: str, conds: list[NamedCondition]) 
             merged.append(f"{len(members)} conditions ({', '.join(m.name for m in members[:4])}{', ...' if len(members) > 4 else ''}) share one training run of {total} steps, checkpoints {ckpts}")
     if merged:
         notes.append(f"{len(conds)} conditions need {len(groups)} training runs; e.g. {merged[0]}")
+    return run_of, train_key, notes
 
+
+ROLES = ("generate", "reference", "filter", "pretrain", "train")  # job ids a report row names by role
+
+
+def _plan_spec(b: _Builder, spec: Spec, file: str, conds: list[NamedCondition]) -> SpecPlan:
+    run_of, train_key, notes = _training_runs(conds)
     rows: list[dict[str, Any]] = []
     spec_jobs: dict[str, None] = {}
+    planners = [st.module.plan for st in STAGES if st.name != "report"]
     for nc in conds:
-        c, label = nc.condition, f"{spec.name}/{nc.name}"
-        d = c.data
-        res_key = (id(c.resources), id(c.model))
-        res = lambda stage: b.resources(stage, c, res_key)  # noqa: E731
-        gen = b.cached(("generate", id(d)) + res_key, label, lambda: (
-            "generate", f"{d.task}-{d.teacher.name}",
-            GenerateJob(task=d.task, task_args=d.task_args, n=d.n, seed=d.seed, teacher=d.teacher).model_dump(mode="json"),
-            {}, res("generate")))
-        inputs = {"traces": gen}
-        if d.reference_teacher:
-            rt = d.reference_teacher
-            inputs["reference"] = b.cached(("reference", id(d)) + res_key, label, lambda: (
-                "generate", f"{d.task}-{rt.name}",
-                GenerateJob(task=d.task, task_args=d.task_args, n=d.n, seed=d.seed, teacher=rt).model_dump(mode="json"),
-                {}, res("generate")))
-        filt = b.cached(("filter", id(c.filters), tuple(inputs.values())) + res_key, label, lambda: (
-            "filter", f"{d.teacher.name}-{'+'.join(f.name for f in c.filters) or 'none'}",
-            FilterJob(filters=c.filters, seed=d.seed).model_dump(mode="json"), dict(inputs), res("filter")))
-        train_inputs = {"data": filt}
-        if c.model.source == "pretrain":
-            m = c.model
-            assert m.pretrain is not None
-            train_inputs["base"] = b.cached(("pretrain", id(m)) + res_key, label, lambda: (
-                "pretrain", f"base-{_arch_name(c)}",
-                PretrainJob(arch=m.arch, tokenizer=m.tokenizer, pretrain=m.pretrain, init_seed=m.init_seed).model_dump(mode="json"),
-                {}, res("pretrain")))
-        total, ckpts = run_of[nc.name]
-        train = b.cached(("train", id(c.model), train_key[id(c.train)], total, tuple(ckpts), tuple(train_inputs.values())) + res_key, label, lambda: (
-            "train", f"sft-{_arch_name(c)}-{d.teacher.name}",
-            {"model": b.dump(c.model), "train": {**b.dump(c.train), "steps": total, "checkpoints": ckpts}},
-            dict(train_inputs), res("train")))
-        steps = [s for s in (c.eval.steps if c.eval.steps is not None else checkpoints_of(c)) if s in ckpts and s <= c.train.steps]
-        evals = []
-        if c.eval.benchmarks:
-            for s in steps:  # one job per checkpoint: the model is loaded once for every benchmark
-                def make_eval(s: int = s) -> tuple[str, str, dict[str, Any], dict[str, str], dict[str, Any]]:
-                    benches = []
-                    for bench in c.eval.benchmarks:
-                        key = ("bench", id(bench), id(d))
-                        if key not in b.dumps:
-                            args, seed = _task_args(bench, c)
-                            b.dumps[key] = bench.model_copy(update={"task_args": args, "seed": seed}).model_dump(mode="json")
-                        benches.append(b.dumps[key])
-                    cfg = {"benchmarks": benches, "sampling": b.dump(c.eval.sampling), "step": s,
-                           "batch_size": c.eval.batch_size}
-                    return "eval", f"{_eval_name(c.eval.benchmarks)}-step{s}", cfg, {"model": train}, res("eval")
-                eid = b.cached(("eval", train, id(c.eval), id(d), s) + res_key, label, make_eval)
-                evals += [{"benchmark": bench.name, "role": bench.role, "step": s, "id": eid} for bench in c.eval.benchmarks]
-        analyses = []
-        final = c.train.steps
-        for a in c.analyses:
-            ainputs = {"model": train, "data": filt}
-            benches: list[str] = []
-            if a.name == "steps":
-                final_evals = [e for e in evals if e["step"] == final]
-                if final_evals:
-                    ainputs["eval"] = final_evals[0]["id"]
-                    benches = [e["benchmark"] for e in final_evals]
-            if a.name == "token_loss" and "reference" in inputs:
-                ainputs["reference"] = inputs["reference"]
-            if a.name == "logit_lens":
-                ainputs["generate"] = gen
-            cfg = AnalyzeJob(analysis=a, step=final, benchmarks=benches).model_dump(mode="json")
-            aid = b.add("analyze", f"{a.name}-step{final}", cfg, ainputs, res("analyze"), label)
-            analyses.append({"name": a.name, "id": aid, "step": final})
-        rows.append({"name": nc.name, "labels": nc.labels, "generate": gen, "filter": filt, "train": train,
-                     "pretrain": train_inputs.get("base"), "reference": inputs.get("reference"),
-                     "steps": c.train.steps, "evals": evals, "analyses": analyses})
-        for jid in (gen, inputs.get("reference"), filt, train_inputs.get("base"), train, *[e["id"] for e in evals], *[a["id"] for a in analyses]):
+        cp = CondPlan(b, spec, nc, run_of[nc.name], train_key[id(nc.condition.train)])
+        for plan_stage in planners:
+            plan_stage(cp)
+        rows.append({"name": nc.name, "labels": nc.labels, **{r: cp.ids.get(r) for r in ROLES},
+                     "steps": nc.condition.train.steps, "evals": cp.evals, "analyses": cp.analyses})
+        for jid in (*[cp.ids.get(r) for r in ROLES], *[e["id"] for e in cp.evals], *[a["id"] for a in cp.analyses]):
             if jid:
                 spec_jobs[jid] = None
-    rep_cfg = ReportJob(spec=spec.name, spec_file=file, title=spec.title or spec.name, hypothesis=spec.hypothesis, conditions=rows,
-                        claims=[c.model_dump(mode="json") for c in spec.claims])
-    rep = b.add("report", spec.name, rep_cfg.model_dump(mode="json"), {j: j for j in spec_jobs}, resources_for("report", None), spec.name)
+    rep = get_stage("report").module.plan_spec(b, spec, file, rows, list(spec_jobs))
     return SpecPlan(spec, file, conds, rep, notes, [*spec_jobs, rep])
 
 

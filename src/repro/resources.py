@@ -31,13 +31,16 @@ def model_billions(cond: Condition | None) -> float:
 
 def default_resources(stage: str, cond: Condition | None) -> Resources:
     """Defaults: tiny local models get CPUs only; hub models get GPUs scaled by size."""
+    from repro.stages import get_stage
+
     b = model_billions(cond)
+    compute = get_stage(stage).compute
     if b == 0.0:
-        cpus = 2 if stage in ("train", "pretrain", "eval", "analyze") else 1
+        cpus = 1 if compute == "light" else 2
         return Resources(cpus=cpus, mem_mb=4000, runtime_min=60)
-    if stage in ("generate", "filter", "report"):
+    if compute == "light":
         return Resources(cpus=4, mem_mb=16000, runtime_min=120)
-    if stage in ("train", "pretrain"):
+    if compute == "train":
         # full fine-tuning: bf16 weights + fp32 Adam states ~16 bytes/parameter, sharded over the GPUs
         # (14B: ~224 GB -> one node of 8 x 80 GB); host RAM for every rank loading its copy of the weights.
         gpus = 1 if b <= 2 else 2 if b <= 4 else 4 if b <= 9 else 8

@@ -23,13 +23,11 @@ import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from repro import __version__, paths
-from repro.config import JOB_MODELS
 from repro.errors import ReproError
 from repro.plan import Job, Plan
-from repro.stages import STAGE_VERSIONS, run_stage
+from repro.stages import get_stage, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
     for stale in out.parent.glob(f".tmp-{job.dirname}-*") if out.parent.exists() else []:
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
     tmp.mkdir(parents=True)
-    cfg = JOB_MODELS[job.stage].model_validate(job.config)
+    cfg = get_stage(job.stage).job.model_validate(job.config)
     inputs = {role: plan.jobs[jid].outdir for role, jid in job.inputs.items()}
     runtime = {"threads": threads or int(job.resources.get("cpus", 1)), "job_id": job.id}
     started, t0 = _now(), time.time()
@@ -89,7 +87,7 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
     manifest = {
         "id": job.id,
         "stage": job.stage,
-        "stage_version": STAGE_VERSIONS[job.stage],
+        "stage_version": get_stage(job.stage).version,
         "name": job.name,
         "config": job.config,
         "inputs": {role: {"id": jid, "dir": f"{plan.jobs[jid].stage}/{plan.jobs[jid].dirname}"} for role, jid in job.inputs.items()},
@@ -115,7 +113,3 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
     os.rename(tmp, out)
     log.info("done %s %s in %.1fs", job.stage, job.id, record["wall_s"])
     return out
-
-
-def read_manifest(outdir: Path) -> dict[str, Any]:
-    return json.loads((outdir / paths.MANIFEST).read_text())

@@ -16,6 +16,7 @@ from repro.errors import ReproError
 from repro.plan import STAGE_ORDER, Plan, build_plan
 from repro.plansummary import estimate
 from repro.resources import to_snakemake
+from repro.stages import get_stage
 
 EVAL_GROUP = "eval"  # group name of small eval jobs; `group-components: eval=N` in slurm/config.yaml
 
@@ -87,13 +88,10 @@ class SnakePlan:
         reports. Long runs start early and the short jobs fill the cores at the end, instead of a long run
         starting last on one core while the others idle."""
         job = self._job(wc)
-        if job.stage in ("generate", "filter"):
-            return 1000
-        if job.stage == "pretrain":
-            return 900
+        base = get_stage(job.stage).priority
         if job.stage == "train":
-            return 100 + min(799, int(estimate(job).get("train_tokens", 0) // 100_000))
-        return 10 if job.stage in ("eval", "analyze") else 0
+            return base + min(799, int(estimate(job).get("train_tokens", 0) // 100_000))
+        return base
 
     def group(self, wc: Any) -> str | None:
         """Snakemake group of a job: CPU-only eval jobs join group `eval`, which the slurm profile batches

@@ -193,6 +193,42 @@ def check_path(model: type[BaseModel], path: str) -> str | None:
     return None
 
 
+def _is_tag(model: type[BaseModel], seg: str) -> bool:
+    """Whether `seg` is the value of one of `model`'s Literal fields (a discriminated union's tag in an
+    error location)."""
+    for f in model.model_fields.values():
+        for tp in _unwrap(f.annotation):
+            if typing.get_origin(tp) is typing.Literal and seg in [str(a) for a in typing.get_args(tp)]:
+                return True
+    return False
+
+
+def check_path_model(model: Any, segs: list[str]) -> list[str] | None:
+    """The field names of the pydantic model that `segs` (an error location) leads to under `model`, or None
+    when it does not lead to a model. List indices, dict keys and union tags are followed."""
+    options: list[Any] = _unwrap(model)
+    for seg in segs:
+        nxt: list[Any] = []
+        models = [tp for tp in options if isinstance(tp, type) and issubclass(tp, BaseModel)]
+        tagged = [tp for tp in models if seg not in tp.model_fields and _is_tag(tp, seg)]
+        if tagged:
+            options = tagged
+            continue
+        for tp in options:
+            origin = typing.get_origin(tp)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                if seg in tp.model_fields:
+                    nxt.extend(_unwrap(tp.model_fields[seg].annotation))
+            elif origin is dict or origin is list:
+                args = typing.get_args(tp)
+                nxt.extend(_unwrap(args[-1]) if args else [])
+        options = nxt
+    for tp in options:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            return list(tp.model_fields)
+    return None
+
+
 def set_path(d: dict[str, Any], path: str, value: Any) -> None:
     """Set `path` in nested dicts/lists `d`, creating mappings on the way."""
     segs = path.split(".")
@@ -215,14 +251,18 @@ def set_path(d: dict[str, Any], path: str, value: Any) -> None:
 # Validation
 
 
-def _pyd_problems(file: str, prefix: str, err: ValidationError) -> list[tuple[str, str, str]]:
+def _pyd_problems(file: str, prefix: str, err: ValidationError, model: Any = None) -> list[tuple[str, str, str]]:
+    """One (file, field path, message) per pydantic error; an unknown key names the allowed keys when
+    `model` (the model validated) is given."""
     out = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"] if x not in ("function-after",))
+        locs = [str(x) for x in e["loc"] if x not in ("function-after",)]
+        loc = ".".join(locs)
         path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (not a field of this section)"
+            keys = check_path_model(model, locs[:-1]) if model is not None else None
+            msg = f"unknown key; allowed keys: {', '.join(keys)}" if keys else "unknown key (not a field of this section)"
         elif "input" in e and e["type"] not in ("missing",):
             msg = f"{msg} (got {e['input']!r})"[:300]
         out.append((file, path, msg))
@@ -244,7 +284,7 @@ def load(path: str | Path, sets: list[str] | None = None) -> tuple[Spec, list[Na
     try:
         spec = Spec.model_validate(raw)
     except ValidationError as e:
-        raise SpecError(_pyd_problems(shown, "", e)) from None
+        raise SpecError(_pyd_problems(shown, "", e, Spec)) from None
     conds = expand(spec, base_raw if isinstance(base_raw, dict) else {}, shown)
     from repro.validate import check_registries  # registries import task code; keep spec.py light
 
@@ -342,7 +382,7 @@ def _resolve(cells: list[tuple[str, dict[str, str], dict[str, Any]]], base_raw: 
     try:
         base = Condition.model_validate(base_raw)
     except ValidationError as e:
-        raise SpecError(_pyd_problems(file, "base", e)) from None
+        raise SpecError(_pyd_problems(file, "base", e, Condition)) from None
     sections = list(Condition.model_fields)
     interned: dict[tuple[str, str], Any] = {}
     cache: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
@@ -360,7 +400,7 @@ def _resolve(cells: list[tuple[str, dict[str, str], dict[str, Any]]], base_raw: 
         try:
             cond = Condition.model_validate(d)
         except ValidationError as e:
-            problems.extend((f, f"{where}: {p}", m) for f, p, m in _pyd_problems(file, "", e))
+            problems.extend((f, f"{where}: {p}", m) for f, p, m in _pyd_problems(file, "", e, Condition))
             return None
         return intern(sec, getattr(cond, sec))
 

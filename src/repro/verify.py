@@ -22,8 +22,8 @@ from pathlib import Path
 from repro import paths
 from repro.errors import ReproError
 from repro.plan import STAGE_ORDER, Job, Plan, build_plan
+from repro.stages import get_stage
 
-EXACT = ("generate", "filter", "eval", "analyze")
 NOT_HASHED = (paths.RUN_RECORD,)  # what .dvcignore keeps out of DVC's hash of a job folder
 
 
@@ -59,7 +59,7 @@ def verify_job(plan: Plan, job: Job, scratch: Path) -> dict[str, object]:
         a, b = tree_hashes(recorded), tree_hashes(fresh)
         differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         res: dict[str, object] = {"id": job.id, "stage": job.stage, "name": job.dirname, "identical": not differ, "differ": differ[:10]}
-        if job.stage in ("train", "pretrain"):
+        if get_stage(job.stage).compute == "train":
             la, lb = _final_loss(recorded), _final_loss(fresh)
             if la is not None and lb is not None:
                 res["final_loss_diff"] = abs(la - lb)
@@ -93,7 +93,7 @@ def verify(targets: list[str], sets: list[str], scratch: str | None = None) -> i
     try:
         for job in jobs:
             r = verify_job(plan, job, root)
-            exact_needed = job.stage in EXACT
+            exact_needed = get_stage(job.stage).verify == "exact"
             ok = r["identical"]
             extra = f" final_loss_diff={r['final_loss_diff']:.2e}" if "final_loss_diff" in r else ""
             status = "identical" if ok else ("DIFFERS" if exact_needed else "differs")

@@ -19,11 +19,11 @@ from repro.report import figures_analysis as FA
 from repro.report.claims import fmt
 from repro.report.collect import ReportData, filter_overlaps
 from repro.report.html import esc, figure, section, table
+from repro.stages import STAGE_NAMES
 
 log = logging.getLogger(__name__)
 
 Section = tuple[str, str, str]
-STAGES = ("generate", "filter", "pretrain", "train", "eval", "analyze", "report")
 
 
 def _verdict(v: bool | None) -> str:
@@ -184,7 +184,7 @@ def provenance_section(data: ReportData) -> Section:
         body += ("<p class='warn'>Jobs named by the plan but missing or without a manifest: "
                  + esc(", ".join(data.missing)) + "</p>")
     if not jobs.empty:
-        jobs["_s"] = jobs["stage"].map(lambda s: STAGES.index(s) if s in STAGES else len(STAGES))
+        jobs["_s"] = jobs["stage"].map(lambda s: STAGE_NAMES.index(s) if s in STAGE_NAMES else len(STAGE_NAMES))
         jobs = jobs.sort_values(["_s", "name", "id"]).drop(columns="_s")
         wall = pd.to_numeric(jobs["wall s"], errors="coerce")
         body += (f"<p>{len(jobs)} jobs; total wall time {fmt(float(wall.sum()))} s; hosts: "

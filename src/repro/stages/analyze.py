@@ -3,14 +3,17 @@
 - `token_loss` (study A): per-token NLL of the checkpoint on its own training data (and on the
   reference teacher's data when the condition has one): `nll.npz`, and `summary.json` with the token-mean,
   quantiles, high-loss tail share, dilution (share of near-zero-loss routine tokens), key-token loss and
-  loss by step type, plus a histogram. Args: max_examples (default 256), bins (default 40).
+  loss by step type, plus a histogram.
 - `steps` (study A): step-type mix and transition matrix of the training traces (keyword typer, and the
   teachers' ground truth with the typer's agreement) and of the student's outputs on each benchmark at
-  the final step, with the trapped rate. Args: typer (KeywordTyper fields), rule (segmentation).
+  the final step, with the trapped rate.
 - `logit_lens` (study C): per layer, the rank of the bridge entity at the last prompt position (where the
   answer is predicted: the template's newline after r2), on
   the ID and OOD two-hop probes; the first layer where the median rank is 0. With CoT traces, also the
-  rank of the tail entity at the bridge position. Args: n (items per split, default 200).
+  rank of the tail entity at the bridge position.
+
+Each analysis is registered in repro.analysis.ANALYSES with its typed `Args` (below), which `repro validate`
+checks a spec's `analyses[].args` against.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from repro.analysis import ANALYSES, AnalysisArgs, register_analysis
+from repro.analysis.steps import KeywordTyper
 from repro.config import AnalyzeJob
 from repro.records import Problem, Trace, read_jsonl
 from repro.stages.filter import load_traces
@@ -35,14 +42,29 @@ def _model(inputs: dict[str, Path], step: int) -> tuple[Any, Any]:
     return load_pretrained(inputs["model"] / "checkpoints" / f"step-{step}")
 
 
-def _loss_summary(model: Any, tok: Any, traces: list[Trace], args: dict[str, Any], threads: int | None) -> tuple[dict[str, Any], list[Any]]:
+class TokenLossArgs(AnalysisArgs):
+    max_examples: int = Field(256, ge=1, description="Training examples scored (the first N).")
+    max_length: int = Field(512, ge=8, description="Tokens per example (prompt + completion), truncated.")
+    bins: int = Field(40, ge=2, description="Bins of the per-token loss histogram.")
+
+
+class StepsArgs(AnalysisArgs):
+    typer: KeywordTyper = Field(default_factory=KeywordTyper, description="Keyword step typer settings.")
+    rule: str = Field("paragraph", description="Step segmentation: paragraph, line, or a separator regex.")
+
+
+class LogitLensArgs(AnalysisArgs):
+    n: int = Field(200, ge=1, description="Two-hop probe items per split (id, ood).")
+
+
+def _loss_summary(model: Any, tok: Any, traces: list[Trace], args: TokenLossArgs, threads: int | None) -> tuple[dict[str, Any], list[Any]]:
     import numpy as np
 
     from repro.analysis.tokenloss import encode, step_spans, step_type_loss, summarize, token_nll
 
-    traces = traces[: int(args.get("max_examples", 256))]
+    traces = traces[: args.max_examples]
     examples = [{"prompt": t.prompt, "completion": t.completion} for t in traces]
-    max_len = int(args.get("max_length", 512))
+    max_len = args.max_length
     nlls = token_nll(model, tok, examples, max_length=max_len, threads=threads)
     s = summarize(nlls)
     offsets, spans = [], []
@@ -54,7 +76,7 @@ def _loss_summary(model: Any, tok: Any, traces: list[Trace], args: dict[str, Any
             spans.append([])
     by_type = step_type_loss(nlls, offsets, spans)
     flat = np.concatenate(nlls) if nlls else np.zeros(0)
-    edges = np.linspace(0.0, max(8.0, float(flat.max()) if flat.size else 8.0), int(args.get("bins", 40)) + 1)
+    edges = np.linspace(0.0, max(8.0, float(flat.max()) if flat.size else 8.0), args.bins + 1)
     counts, _ = np.histogram(flat, bins=edges)
     summary = {
         "mean": s.get("mean"), "n_tokens": s.get("n_tokens"), "n_examples": s.get("n_examples"),
@@ -66,11 +88,11 @@ def _loss_summary(model: Any, tok: Any, traces: list[Trace], args: dict[str, Any
     return summary, nlls
 
 
-def token_loss(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int | None) -> dict[str, Any]:
+@register_analysis("token_loss", TokenLossArgs, needs=("reference",))
+def token_loss(cfg: AnalyzeJob, args: TokenLossArgs, inputs: dict[str, Path], out: Path, threads: int | None) -> dict[str, Any]:
     from repro.analysis.tokenloss import save_nll
 
     model, tok = _model(inputs, cfg.step)
-    args = cfg.analysis.args
     summary, nlls = _loss_summary(model, tok, load_traces(inputs["data"]), args, threads)
     save_nll(out / "nll.npz", nlls)
     if "reference" in inputs:
@@ -78,12 +100,11 @@ def token_loss(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int
     return _write(out, summary)
 
 
-def steps(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int | None) -> dict[str, Any]:
-    from repro.analysis.steps import KeywordTyper, agreement, segment, step_mix, transition_matrix
+@register_analysis("steps", StepsArgs, needs=("eval",))
+def steps(cfg: AnalyzeJob, args: StepsArgs, inputs: dict[str, Path], out: Path, threads: int | None) -> dict[str, Any]:
+    from repro.analysis.steps import agreement, segment, step_mix, transition_matrix
 
-    args = dict(cfg.analysis.args)
-    typer = KeywordTyper(**args.get("typer", {}))
-    rule = args.get("rule", "paragraph")
+    typer, rule = args.typer, args.rule
     traces = load_traces(inputs["data"])
     predicted = [typer.types(segment(t.completion, rule)) for t in traces]
     gold = [[s.type for s in t.steps] for t in traces]
@@ -104,7 +125,8 @@ def steps(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int | No
     return _write(out, {"train": train, "outputs": outputs, "typer": typer.model_dump(), "rule": rule})
 
 
-def logit_lens(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int | None) -> dict[str, Any]:
+@register_analysis("logit_lens", LogitLensArgs, needs=("generate",))
+def logit_lens(cfg: AnalyzeJob, args: LogitLensArgs, inputs: dict[str, Path], out: Path, threads: int | None) -> dict[str, Any]:
     import numpy as np
 
     from repro.analysis.logitlens import ranks, resolved_layer
@@ -120,7 +142,7 @@ def logit_lens(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int
     task = get_task("twohop")
     targs = task.Args(**gen_cfg["task_args"])
     cot = any(len(t.completion.split()) == 2 for t in traces if t.meta.get("kind") == "twohop")
-    n = int(cfg.analysis.args.get("n", 200))
+    n = args.n
     splits: dict[str, Any] = {}
     layers = None
     for split in ("id", "ood"):
@@ -142,9 +164,29 @@ def logit_lens(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, threads: int
     return _write(out, {"layers": layers or [], "splits": splits, "target": "bridge", "cot": cot})
 
 
-ANALYSES = {"token_loss": token_loss, "steps": steps, "logit_lens": logit_lens}
-
-
 def run(cfg: AnalyzeJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
-    summary = ANALYSES[cfg.analysis.name](cfg, inputs, out, runtime.get("threads"))
+    a = ANALYSES.get(cfg.analysis.name)
+    summary = a.fn(cfg, a.Args(**cfg.analysis.args), inputs, out, runtime.get("threads"))
     return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+
+
+def plan(cp: Any) -> None:
+    """Planner: each analysis of the condition on its final checkpoint, with the inputs it `needs`."""
+    c = cp.cond
+    final = c.train.steps
+    for a in c.analyses:
+        needs = ANALYSES.get(a.name).needs
+        inputs = {"model": cp.ids["train"], "data": cp.ids["filter"]}
+        benches: list[str] = []
+        if "eval" in needs:
+            final_evals = [e for e in cp.evals if e["step"] == final]
+            if final_evals:
+                inputs["eval"] = final_evals[0]["id"]
+                benches = [e["benchmark"] for e in final_evals]
+        if "reference" in needs and "reference" in cp.ids:
+            inputs["reference"] = cp.ids["reference"]
+        if "generate" in needs:
+            inputs["generate"] = cp.ids["generate"]
+        cfg = AnalyzeJob(analysis=a, step=final, benchmarks=benches).model_dump(mode="json")
+        aid = cp.add("analyze", f"{a.name}-step{final}", cfg, inputs)
+        cp.analyses.append({"name": a.name, "id": aid, "step": final})

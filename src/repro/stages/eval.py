@@ -105,3 +105,42 @@ def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any
     (out / "metrics.json").write_text(json.dumps({"step": cfg.step, "benchmarks": everything}, indent=2, sort_keys=True) + "\n")
     return {"step": cfg.step, "accuracy": {k: m["accuracy"] for k, m in everything.items()},
             "mean_response_tokens": {k: m["mean_response_tokens"] for k, m in everything.items()}}
+
+
+def resolved_task_args(b: BenchmarkConfig, cond: Any) -> tuple[dict[str, Any], int]:
+    """A benchmark's task args and seed: its own, else the training data's when it is the training task."""
+    same = b.task == cond.data.task
+    args = b.task_args if b.task_args is not None else (dict(cond.data.task_args) if same else {})
+    seed = b.seed if b.seed is not None else (cond.data.seed if same else 0)
+    return args, seed
+
+
+def _eval_name(benches: list[BenchmarkConfig]) -> str:
+    """An eval job's name: its benchmarks joined by '+', or the first and a count when that is long."""
+    joined = "+".join(bn.name for bn in benches)
+    return joined if len(joined) <= 40 else f"{benches[0].name}+{len(benches) - 1}more"
+
+
+def plan(cp: Any) -> None:
+    """Planner: one eval job per evaluated checkpoint, holding every benchmark of the condition."""
+    from repro.plan import checkpoints_of
+
+    c, d, b = cp.cond, cp.cond.data, cp.b
+    if not c.eval.benchmarks:
+        return
+    train = cp.ids["train"]
+    _, ckpts = cp.run
+    steps = [s for s in (c.eval.steps if c.eval.steps is not None else checkpoints_of(c)) if s in ckpts and s <= c.train.steps]
+    for s in steps:  # one job per checkpoint: the model is loaded once for every benchmark
+        def make_eval(s: int = s) -> tuple[str, str, dict[str, Any], dict[str, str], dict[str, Any]]:
+            benches = []
+            for bench in c.eval.benchmarks:
+                key = ("bench", id(bench), id(d))
+                if key not in b.dumps:
+                    args, seed = resolved_task_args(bench, c)
+                    b.dumps[key] = bench.model_copy(update={"task_args": args, "seed": seed}).model_dump(mode="json")
+                benches.append(b.dumps[key])
+            cfg = {"benchmarks": benches, "sampling": b.dump(c.eval.sampling), "step": s, "batch_size": c.eval.batch_size}
+            return "eval", f"{_eval_name(c.eval.benchmarks)}-step{s}", cfg, {"model": train}, cp.res("eval")
+        eid = cp.cached(("eval", train, id(c.eval), id(d), s), make_eval)
+        cp.evals += [{"benchmark": bench.name, "role": bench.role, "step": s, "id": eid} for bench in c.eval.benchmarks]

@@ -28,3 +28,14 @@ def run(cfg: FilterJob, inputs: dict[str, Path], out: Path, runtime: dict[str, A
     write_jsonl(out / "traces.jsonl", kept)
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     return {k: stats[k] for k in ("input", "kept", "dropped")}
+
+
+def plan(cp: Any) -> None:
+    """Planner: the condition's filter chain over its generate job's traces (and the reference's)."""
+    c, d = cp.cond, cp.cond.data
+    inputs = {"traces": cp.ids["generate"]}
+    if "reference" in cp.ids:
+        inputs["reference"] = cp.ids["reference"]
+    cp.ids["filter"] = cp.cached(("filter", id(c.filters), tuple(inputs.values())), lambda: (
+        "filter", f"{d.teacher.name}-{'+'.join(f.name for f in c.filters) or 'none'}",
+        FilterJob(filters=c.filters, seed=d.seed).model_dump(mode="json"), inputs, cp.res("filter")))

@@ -40,3 +40,16 @@ def run(cfg: GenerateJob, inputs: dict[str, Path], out: Path, runtime: dict[str,
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
     log.info("generated %d traces for %d problems", len(traces), len(problems))
     return stats
+
+
+def plan(cp: Any) -> None:
+    """Planner: the condition's generate job (and its reference teacher's, on the same problems)."""
+    d = cp.cond.data
+
+    def job(teacher: Any) -> Any:
+        cfg = GenerateJob(task=d.task, task_args=d.task_args, n=d.n, seed=d.seed, teacher=teacher)
+        return "generate", f"{d.task}-{teacher.name}", cfg.model_dump(mode="json"), {}, cp.res("generate")
+
+    cp.ids["generate"] = cp.cached(("generate", id(d)), lambda: job(d.teacher))
+    if d.reference_teacher:
+        cp.ids["reference"] = cp.cached(("reference", id(d)), lambda: job(d.reference_teacher))

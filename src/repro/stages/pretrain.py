@@ -52,3 +52,16 @@ def run(cfg: PretrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str,
                "n_docs": len(docs), "params": n_params(model), "model_path": "model"}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
+
+
+def plan(cp: Any) -> None:
+    """Planner: the tiny base model of a condition whose model source is `pretrain`."""
+    from repro.plan import arch_name
+
+    m = cp.cond.model
+    if m.source != "pretrain" or m.pretrain is None:
+        return
+    cp.ids["pretrain"] = cp.cached(("pretrain", id(m)), lambda: (
+        "pretrain", f"base-{arch_name(cp.cond)}",
+        PretrainJob(arch=m.arch, tokenizer=m.tokenizer, pretrain=m.pretrain, init_seed=m.init_seed).model_dump(mode="json"),
+        {}, cp.res("pretrain")))

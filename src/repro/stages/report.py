@@ -101,3 +101,12 @@ def run(cfg: ReportJob, inputs: dict[str, Path], out: Path, runtime: dict[str, A
     return {"status": status, "n_conditions": len(data.order), "n_sections": len(secs), "n_figures": n_img,
             "claims_matching": sum(c["direction_matches"] is True for c in claims),
             "claims_checked": sum(c["direction_matches"] is not None for c in claims)}
+
+
+def plan_spec(b: Any, spec: Any, file: str, rows: list[dict[str, Any]], job_ids: list[str]) -> str:
+    """Planner (once per spec): the report job, reading every job of the spec's conditions."""
+    from repro.resources import resources_for
+
+    cfg = ReportJob(spec=spec.name, spec_file=file, title=spec.title or spec.name, hypothesis=spec.hypothesis,
+                    conditions=rows, claims=[c.model_dump(mode="json") for c in spec.claims])
+    return b.add("report", spec.name, cfg.model_dump(mode="json"), {j: j for j in job_ids}, resources_for("report", None), spec.name)

@@ -59,3 +59,18 @@ def run(cfg: TrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str, An
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
+
+
+def plan(cp: Any) -> None:
+    """Planner: the condition's training run (shared by the conditions that differ only in length)."""
+    from repro.plan import arch_name
+
+    c = cp.cond
+    inputs = {"data": cp.ids["filter"]}
+    if "pretrain" in cp.ids:
+        inputs["base"] = cp.ids["pretrain"]
+    total, ckpts = cp.run
+    cp.ids["train"] = cp.cached(("train", id(c.model), cp.train_key, total, tuple(ckpts), tuple(inputs.values())), lambda: (
+        "train", f"sft-{arch_name(c)}-{c.data.teacher.name}",
+        {"model": cp.b.dump(c.model), "train": {**cp.b.dump(c.train), "steps": total, "checkpoints": ckpts}},
+        inputs, cp.res("train")))

@@ -1,7 +1,8 @@
 """Task registry: every task (synthetic world or real benchmark) by name.
 
 A task makes seeded, deterministic problems for named splits and grades a model's completion. Specs name
-tasks (`data.task`, `eval.benchmarks[].task`) and pass `args`, validated by the task's `Args` model.
+tasks (`data.task`, `eval.benchmarks[].task`) and pass `task_args`, validated by the task's `Args` model.
+Plugins add tasks through the `repro.tasks` entry-point group (see repro.registry).
 
     from repro.tasks import get_task
     task = get_task("countdown")
@@ -12,7 +13,6 @@ tasks (`data.task`, `eval.benchmarks[].task`) and pass `args`, validated by the 
 
 from __future__ import annotations
 
-import importlib
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -41,31 +41,14 @@ class Task:
         raise NotImplementedError
 
 
-TASKS: Registry[Task] = Registry("task")
-
-# Modules that register tasks; imported lazily on first lookup so `import repro.tasks` stays cheap.
-_MODULES = ("countdown", "twohop", "modarith", "probes", "real")
-_loaded = False
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for m in _MODULES:
-        try:
-            importlib.import_module(f"repro.tasks.{m}")
-        except ModuleNotFoundError as e:  # a module not written yet must not break the others
-            if e.name != f"repro.tasks.{m}":
-                raise
+TASKS: Registry[Task] = Registry(
+    "task", group="repro.tasks",
+    builtins=tuple(f"repro.tasks.{m}" for m in ("countdown", "twohop", "modarith", "probes", "real")))
 
 
 def get_task(name: str) -> Task:
-    _load()
     return TASKS.get(name)
 
 
 def task_names() -> list[str]:
-    _load()
     return TASKS.names()

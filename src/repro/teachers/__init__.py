@@ -2,6 +2,7 @@
 
 A teacher turns a `Problem` into a `Trace` whose steps carry their ground-truth type (Propose, Deduce,
 Verify, Backtrack, Conclude). Specs name teachers (`data.teacher.name`) with `args` validated by `Args`.
+Plugins add teachers through the `repro.teachers` entry-point group (see repro.registry).
 
     from repro.teachers import get_teacher
     t = get_teacher("divergent")
@@ -10,7 +11,6 @@ Verify, Backtrack, Conclude). Specs name teachers (`data.teacher.name`) with `ar
 
 from __future__ import annotations
 
-import importlib
 import random
 from typing import ClassVar
 
@@ -37,30 +37,12 @@ class Teacher:
         raise NotImplementedError
 
 
-TEACHERS: Registry[Teacher] = Registry("teacher")
-
-_MODULES = ("styles",)
-_loaded = False
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for m in _MODULES:
-        try:
-            importlib.import_module(f"repro.teachers.{m}")
-        except ModuleNotFoundError as e:
-            if e.name != f"repro.teachers.{m}":
-                raise
+TEACHERS: Registry[Teacher] = Registry("teacher", group="repro.teachers", builtins=("repro.teachers.styles",))
 
 
 def get_teacher(name: str) -> Teacher:
-    _load()
     return TEACHERS.get(name)
 
 
 def teacher_names() -> list[str]:
-    _load()
     return TEACHERS.names()
