@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from repro.records import Problem, Trace, to_dict
+from repro.records import Problem, Trace
 from repro.tasks import get_task
 from repro.tasks.countdown import parse_expr
 from repro.tasks.probes import REFUSAL, harm_score
@@ -24,7 +25,7 @@ WORLD_TEACHERS = ("convergent", "divergent", "nocot", "lowquality", "search", "t
 
 
 def _sha(rows: list[Any]) -> str:
-    text = "".join(json.dumps(to_dict(r), sort_keys=True) + "\n" for r in rows)
+    text = "".join(json.dumps(dataclasses.asdict(r), sort_keys=True) + "\n" for r in rows)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -129,9 +129,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from repro.spec import Spec
+    from repro.spec import spec_schema
 
-    text = json.dumps(Spec.model_json_schema(), indent=2) + "\n"
+    text = json.dumps(spec_schema(), indent=1) + "\n"
     if args.output:
         Path(args.output).write_text(text)
     else:
@@ -140,14 +140,17 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from repro.analysis import ANALYSES
     from repro.filters import FILTERS
     from repro.generation import BACKENDS
-    from repro.tasks import task_names
-    from repro.teachers import teacher_names
+    from repro.stages import STAGE_NAMES
+    from repro.tasks import TASKS
+    from repro.teachers import TEACHERS
 
-    for kind, names in (("tasks", task_names()), ("teachers", teacher_names()), ("filters", FILTERS.names()),
-                        ("backends", BACKENDS.names())):
-        print(f"{kind}: {', '.join(names)}")
+    for kind, reg in (("tasks", TASKS), ("teachers", TEACHERS), ("filters", FILTERS), ("analyses", ANALYSES),
+                      ("backends", BACKENDS)):
+        print(f"{kind}: {', '.join(reg.names())}")
+    print(f"stages: {', '.join(STAGE_NAMES)}")
     return 0
 
 

@@ -12,8 +12,9 @@ depends on them; every other stage keeps its name, command and deps, and DVC lea
 default specs the command names no spec (`repro run` plans params.yaml's specs), so adding a spec to
 params.yaml does not change the command, and so does not rerun, the jobs already there.
 
-`manifest.json` (timings, host) is listed in .dvcignore, so DVC's hash of a job folder covers only its
-deterministic payload; see docs/dvc.md for what that means for `dvc checkout` and `dvc pull`.
+`run.json` (timings, host, versions) is listed in .dvcignore, so DVC's hash of a job folder covers only
+its deterministic payload, the manifest included; see docs/dvc.md for what that means for `dvc checkout`
+and `dvc pull`.
 """
 
 from __future__ import annotations

@@ -72,10 +72,6 @@ class Score:
     finished: bool = True
 
 
-def to_dict(rec: Any) -> dict[str, Any]:
-    return dataclasses.asdict(rec)
-
-
 def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
     """Write dataclasses or dicts as canonical JSON lines (sorted keys); returns the row count."""
     n = 0

@@ -472,3 +472,10 @@ def _copy(x: Any) -> Any:
     if isinstance(x, list):
         return [_copy(v) for v in x]
     return x
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec file (`repro schema`), committed as experiments/spec.schema.json, which
+    the example specs reference (`# yaml-language-server: $schema=spec.schema.json`) so editors complete
+    and check their fields. Component arguments (`args`, `task_args`) are checked by `repro validate`."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Spec.model_json_schema()}

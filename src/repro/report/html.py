@@ -12,11 +12,12 @@ import datetime as dt
 import html
 import math
 import os
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
-from repro.report.figures import Fig
+if TYPE_CHECKING:  # the page shell needs no plotting: `repro publish` must not import seaborn
+    from repro.report.figures import Fig
 
 TIMESTAMP_MARK = "<!-- generated-at -->"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"

@@ -29,7 +29,6 @@ from repro.tasks import TASKS, Task, TaskArgs
 
 # An expression tree: a leaf number, or (op, left, right) with op in "+-*/".
 Expr = Union[int, Fraction, tuple]
-OPS = ("+", "-", "*", "/")
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2}
 _MAX_EXPR_CHARS = 200
 
