@@ -44,5 +44,10 @@ def tmp_dir(stage: str, dirname: str) -> Path:
     return results_root() / stage / f".tmp-{dirname}-{os.getpid()}"
 
 
+def checkpoint_dir(train_dir: Path, step: int) -> Path:
+    """Where a train job saves the model of `step` (0 = before training), in the HF layout."""
+    return Path(train_dir) / "checkpoints" / f"step-{step}"
+
+
 def is_done(outdir: Path) -> bool:
     return (outdir / MANIFEST).is_file()

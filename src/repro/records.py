@@ -72,6 +72,12 @@ class Score:
     finished: bool = True
 
 
+def write_json(path: Path, obj: Any, indent: int = 2) -> None:
+    """Write `obj` as canonical JSON (sorted keys, `indent`, trailing newline): the one format of every
+    summary, metrics and manifest file, so the same content always gives the same bytes."""
+    Path(path).write_text(json.dumps(obj, indent=indent, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
     """Write dataclasses or dicts as canonical JSON lines (sorted keys); returns the row count."""
     n = 0

@@ -27,19 +27,21 @@ from pydantic import Field
 from repro.analysis import ANALYSES, AnalysisArgs, register_analysis
 from repro.analysis.steps import KeywordTyper
 from repro.config import AnalyzeJob
-from repro.records import Problem, Trace, read_jsonl
+from repro.records import Problem, Trace, read_jsonl, write_json
 from repro.stages.filter import load_traces
 
 
 def _write(out: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_json(out / "summary.json", summary)
     return summary
 
 
 def _model(inputs: dict[str, Path], step: int) -> tuple[Any, Any]:
     from repro.models import load_pretrained
 
-    return load_pretrained(inputs["model"] / "checkpoints" / f"step-{step}")
+    from repro.paths import checkpoint_dir
+
+    return load_pretrained(checkpoint_dir(inputs["model"], step))
 
 
 class TokenLossArgs(AnalysisArgs):

@@ -6,13 +6,12 @@ counts, and the id and reason of every drop). kept + dropped == input always.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from repro.config import FilterJob
 from repro.filters import FilterContext, apply_chain
-from repro.records import Problem, Trace, read_jsonl, write_jsonl
+from repro.records import Problem, Trace, read_jsonl, write_json, write_jsonl
 
 
 def load_traces(folder: Path) -> list[Trace]:
@@ -26,7 +25,7 @@ def run(cfg: FilterJob, inputs: dict[str, Path], out: Path, runtime: dict[str, A
     ctx = FilterContext(seed=cfg.seed, reference=reference, problems=problems)
     kept, stats = apply_chain(traces, [(f.name, f.args) for f in cfg.filters], ctx)
     write_jsonl(out / "traces.jsonl", kept)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    write_json(out / "stats.json", stats)
     return {k: stats[k] for k in ("input", "kept", "dropped")}
 
 
