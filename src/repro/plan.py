@@ -221,7 +221,7 @@ def _training_runs(conds: list[NamedCondition]) -> tuple[dict[str, tuple[int, li
     return run_of, train_key, notes
 
 
-ROLES = ("generate", "reference", "filter", "pretrain", "train")  # job ids a report row names by role
+ROLES = ("generate", "filter", "train", "pretrain", "reference")  # the job ids a report row names by role
 
 
 def _plan_spec(b: _Builder, spec: Spec, file: str, conds: list[NamedCondition]) -> SpecPlan:

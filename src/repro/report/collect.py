@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from repro.config import ReportJob
+from repro.plan import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def collect(cfg: ReportJob, inputs: dict[str, Path]) -> ReportData:
         cond_rows.append({"condition": row["name"], **{a: str(labels.get(a, "")) for a in axes},
                           "n_generated": gstats.get("traces"), "n_kept": fstats.get("kept"),
                           "train_steps": row.get("steps"),
-                          **{f"job_{r}": row.get(r) for r in ("generate", "filter", "train", "pretrain", "reference")}})
+                          **{f"job_{r}": row.get(r) for r in ROLES}})
         evals.extend(_eval_rows(rd, row))
         lr, info = _train(rd, row)
         logs.extend(lr)
@@ -241,7 +242,7 @@ def collect(cfg: ReportJob, inputs: dict[str, Path]) -> ReportData:
     if tl.empty:
         tl = pd.DataFrame(columns=["condition", "step", "loss"])
     conds = pd.DataFrame(cond_rows, columns=["condition", *axes, "n_generated", "n_kept", "train_steps",
-                                             *[f"job_{r}" for r in ("generate", "filter", "train", "pretrain", "reference")]])
+                                             *[f"job_{r}" for r in ROLES]])
     for col in ("n_generated", "n_kept", "train_steps"):
         conds[col] = pd.array([v if isinstance(v, int) else None for v in conds[col]], dtype="Int64")
     data = ReportData(cfg=cfg, order=order, axes=axes, conditions=conds, evals=ev,

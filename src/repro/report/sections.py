@@ -20,6 +20,7 @@ from repro.report.claims import fmt
 from repro.report.collect import ReportData, filter_overlaps
 from repro.report.html import esc, figure, section, table
 from repro.stages import STAGE_NAMES
+from repro.plan import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def conditions_section(data: ReportData, pal: dict[str, str]) -> Section | None:
     if df.empty:
         return None
     names = {"n_generated": "generated traces", "n_kept": "kept after filter", "train_steps": "train steps",
-             **{f"job_{r}": f"{r} job" for r in ("generate", "filter", "train", "pretrain", "reference")}}
+             **{f"job_{r}": f"{r} job" for r in ROLES}}
     cols = ["condition", *data.axes, "n_generated", "n_kept", "train_steps", "job_generate", "job_filter", "job_train"]
     cols += [c for c in ("job_pretrain", "job_reference") if df[c].notna().any()]
     df = df[cols].rename(columns=names)
