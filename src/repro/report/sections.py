@@ -14,13 +14,13 @@ from typing import Any
 import matplotlib
 import pandas as pd
 
+from repro.plan import ROLES
 from repro.report import figures as F
 from repro.report import figures_analysis as FA
 from repro.report.claims import fmt
 from repro.report.collect import ReportData, filter_overlaps
 from repro.report.html import esc, figure, section, table
 from repro.stages import STAGE_NAMES
-from repro.plan import ROLES
 
 log = logging.getLogger(__name__)
 
