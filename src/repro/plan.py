@@ -235,7 +235,8 @@ def _plan_spec(b: _Builder, spec: Spec, file: str, conds: list[NamedCondition]) 
             plan_stage(cp)
         rows.append({"name": nc.name, "labels": nc.labels, **{r: cp.ids.get(r) for r in ROLES},
                      "steps": nc.condition.train.steps, "evals": cp.evals, "analyses": cp.analyses})
-        for jid in (*[cp.ids.get(r) for r in ROLES], *[e["id"] for e in cp.evals], *[a["id"] for a in cp.analyses]):
+        for jid in (*[cp.ids.get(r) for r in ("generate", "reference", "filter", "pretrain", "train")],
+                    *[e["id"] for e in cp.evals], *[a["id"] for a in cp.analyses]):  # in pipeline order
             if jid:
                 spec_jobs[jid] = None
     rep = get_stage("report").module.plan_spec(b, spec, file, rows, list(spec_jobs))
