@@ -113,7 +113,7 @@ def test_render_is_deterministic() -> None:
 def test_stage_graph_equals_plan_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     """DVC's own reading of the committed dvc.yaml gives exactly the plan's job graph (plus publish)."""
     monkeypatch.chdir(REPO)
-    specs, sets = dvcgen.default_params()
+    specs, sets = paths.default_params()
     assert _stage_graph(REPO) == _plan_graph(specs, sets)
 
 
