@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 
 class Strict(BaseModel):
@@ -140,17 +140,70 @@ class TrainConfig(Strict):
         return True, f"schedule {self.schedule!r} does not depend on the run length: lengths are checkpoints of one run"
 
 
-class SamplingConfig(Strict):
-    """How evaluation generates."""
+def _omit_unset(d: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Drop `names` whose value is None or empty from a dump: fields added after a model's first version
+    leave the dump (and so every job id) unchanged while they are not used."""
+    return {k: v for k, v in d.items() if not (k in names and v in (None, {}, []))}
 
-    backend: str = Field("transformers", description="Registered generation backend (transformers, vllm, or a "
-                         "plugin's; see `repro list`).")
+
+class SamplingConfig(Strict):
+    """How a model generates: the backend that runs it, decoding settings and the chat prompt.
+
+    Fields added for real models (min_p, stop, reasoning_effort, system_prompt, chat_template_kwargs,
+    backend_args) are left out of the dump while unset, so the miniatures' job ids do not move."""
+
+    backend: str = Field("transformers", description="Registered generation backend (transformers, vllm, openai, "
+                         "or a plugin's; see `repro list`).")
+    backend_args: dict[str, Any] = Field(
+        default_factory=dict, description="Arguments of the backend (validated by its Args model), e.g. "
+        "{tensor_parallel_size: 8} for vllm or {base_url: ..., api_key_env: ...} for openai.")
     temperature: float = Field(0.0, ge=0, description="0 = greedy decoding.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     top_k: int = Field(0, ge=0, description="Top-k sampling (0 = off).")
-    n_samples: int = Field(1, ge=1, description="Samples per prompt (avg@n / pass@k).")
-    max_new_tokens: int = Field(128, ge=1, description="Generation length limit.")
+    min_p: float | None = Field(None, ge=0, le=1, description="Min-p sampling (None = off).")
+    n_samples: int = Field(1, ge=1, description="Samples per prompt (avg@n / pass@k; OpenAI's and vLLM's n).")
+    max_new_tokens: int = Field(128, ge=1, description="Generation length limit (OpenAI's and vLLM's max_tokens).")
     seed: int = Field(0, description="Sampling seed.")
+    stop: list[str] | None = Field(None, description="Stop strings (the string itself is not returned).")
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(
+        None, description="Reasoning effort of models that have one (gpt-oss): sent to OpenAI-compatible "
+        "servers, and a chat-template argument for local backends.")
+    system_prompt: str | None = Field(None, description="System message put before the prompt (None = none).")
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None, description="Extra chat-template arguments, e.g. {enable_thinking: false} for Qwen3.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _omit_unset(handler(self), ("backend_args", "min_p", "stop", "reasoning_effort", "system_prompt",
+                                           "chat_template_kwargs"))
+
+
+class SamplingOverride(Strict):
+    """Per-benchmark changes to the condition's sampling: only the fields given here differ."""
+
+    temperature: float | None = Field(None, ge=0, description="0 = greedy decoding.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    top_k: int | None = Field(None, ge=0, description="Top-k sampling (0 = off).")
+    min_p: float | None = Field(None, ge=0, le=1, description="Min-p sampling.")
+    n_samples: int | None = Field(None, ge=1, description="Samples per prompt.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Generation length limit.")
+    seed: int | None = Field(None, description="Sampling seed.")
+    stop: list[str] | None = Field(None, description="Stop strings.")
+    reasoning_effort: Literal["low", "medium", "high"] | None = Field(None, description="Reasoning effort.")
+    system_prompt: str | None = Field(None, description="System message.")
+    chat_template_kwargs: dict[str, Any] | None = Field(None, description="Extra chat-template arguments.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+def effective_sampling(bench: "BenchmarkConfig", sampling: SamplingConfig) -> SamplingConfig:
+    """The sampling a benchmark is evaluated with: the condition's, changed by the benchmark's override.
+    The backend (and so the loaded model) is the condition's: one eval job loads its checkpoint once."""
+    if bench.sampling is None:
+        return sampling
+    return sampling.model_copy(update=bench.sampling.model_dump())
 
 
 class BenchmarkConfig(Strict):
@@ -169,6 +222,13 @@ class BenchmarkConfig(Strict):
     role: Literal["id", "ood", "safety", "probe"] = Field(
         "id", description="How the report reads it: in-distribution, out-of-distribution, safety, other probe."
     )
+    sampling: SamplingOverride | None = Field(
+        None, description="Sampling of this benchmark where it differs from the condition's eval.sampling "
+        "(e.g. {n_samples: 16, temperature: 0.6} for AIME avg@16).")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _omit_unset(handler(self), ("sampling",))
 
 
 class EvalConfig(Strict):

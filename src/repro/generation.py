@@ -1,177 +1,256 @@
-"""Sampling from checkpoints: a registry of generation backends behind one function.
+"""Sampling from models: a registry of generation backends behind one resumable function.
 
-`generate(backend, model_path, prompts, params)` renders every prompt with `repro.models.render_prompt` (the
-template training used) and returns, per prompt, `params.n` `Generation`s (text without eos, number of new
-tokens incl. eos, whether eos came before the token limit, and the backend's name: samples from different
-backends are not bit-identical).
+`generate(sampling, model, prompts, runtime)` asks the backend named by `sampling.backend` (a
+`SamplingConfig` from the spec: decoding settings, chat prompt, backend and its args) for
+`sampling.n_samples` completions of every prompt and returns them in prompt order. How it runs (threads,
+batch size, device, where finished work is kept) is a separate `Runtime`, never part of a job id.
 
-Backends (`BACKENDS`):
-- "transformers": `model.generate` on length-sorted batches with left padding (never one prompt at a time:
-  batching is ~10x faster on CPU), greedy (temperature 0) or sampling (temperature, top_p, top_k, seed).
-- "vllm": `vllm.LLM` / `SamplingParams`, imported lazily (vllm lives in its own environment on GPU machines).
-  Prompts go in as token ids made by our tokenizer and outputs are decoded by it, so both backends see the
-  same tokens (vLLM's own AutoTokenizer would load our checkpoints' tokenizer as Qwen2Tokenizer).
+Resume: every answered request is appended (and flushed) to a JSONL file in `runtime.partial` as it
+arrives — a finished batch for the local backends, a finished HTTP request for `openai` — so a killed job,
+rerun, asks the backend only for the prompts that have no stored answer, and returns the same outputs as
+an uninterrupted run (the transformers backend forms its batches over all prompts and seeds each batch
+by its position, so skipping finished batches changes nothing else).
 
-Usage: `generate("transformers", ckpt_dir, ["2+3=?"], GenParams(max_new_tokens=64))[0][0].text`.
+Prompts are chat messages (an optional system message + the prompt as the user's turn): local backends
+render them with the tokenizer's chat template (`repro.models.chat_text`; our from-scratch checkpoints
+save a template equal to `render_prompt`), OpenAI-compatible servers apply their own. `raw=True` sends
+already-rendered text instead.
+
+Backends (`BACKENDS`, each a class with a strict `Args` model; `repro list` names them):
+- "transformers" (`repro.backends.hf`): batched, left-padded, seeded `model.generate`.
+- "vllm" (`repro.backends.vllm`): offline `vllm.LLM`, imported lazily (its own environment on GPU machines).
+- "openai" (`repro.backends.openai`): any OpenAI-compatible endpoint over HTTP, bounded concurrency, retries.
+Each backend describes itself (`Backend.record`: name, package version, args without secrets, model
+revision) and stages write that record into their outputs.
+
+    from repro.config import SamplingConfig
+    gens = generate(SamplingConfig(max_new_tokens=64), "results/train/x/checkpoints/step-20", ["2+3=?"])
+    gens[0][0].text
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib
+import json
 import logging
-import sys
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
-from repro.models import load_pretrained, load_tokenizer, render_prompt, set_threads
+from pydantic import BaseModel, ConfigDict
+
+from repro.config import SamplingConfig
+from repro.errors import ReproError
+from repro.identity import canonical_json, digest
 from repro.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class GenParams:
-    """Decoding settings. temperature 0 = greedy (then top_p/top_k/seed do not matter)."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = no top-k filtering
-    n: int = 1  # samples per prompt
-    seed: int = 0
-    batch_size: int = 64  # prompts per batch (how it runs; does not change greedy outputs)
-    threads: int | None = None  # torch threads for the transformers backend (default: all cores)
-
-
 @dataclass
 class Generation:
-    """One sampled completion."""
+    """One sampled completion: the answer text (reasoning split off where the model or server marks it),
+    new tokens incl. the stop token, whether the model stopped before the length limit, the backend."""
 
     text: str
     n_new_tokens: int
     finished: bool
     backend: str
+    reasoning: str | None = None
 
 
-Backend = Callable[[str | Path, Sequence[str], GenParams], list[list[Generation]]]
-BACKENDS: Registry[Backend] = Registry("backend")
+@dataclass(frozen=True)
+class Runtime:
+    """How generation runs; none of it changes what a seeded backend returns for a given batch size."""
+
+    threads: int | None = None  # torch threads for local backends (default: all cores)
+    batch_size: int = 64  # prompts per batch of the transformers backend
+    device: str | None = None  # "cpu", "cuda" or None = cuda when visible
+    partial: Path | None = None  # folder that keeps answered requests across a killed run
 
 
-def generate(
-    backend: str, model_path: str | Path, prompts: Sequence[str], params: GenParams, render: bool = True
-) -> list[list[Generation]]:
-    """Generate `params.n` completions for each prompt (rendered with the training template unless
-    render=False) with the named backend; results are in prompt order."""
-    texts = [render_prompt(p) for p in prompts] if render else list(prompts)
-    return BACKENDS.get(backend)(model_path, texts, params)
+@dataclass(frozen=True)
+class Request:
+    """One prompt to answer: `messages` (chat) or `text` (already rendered, raw=True)."""
+
+    key: str
+    index: int
+    messages: tuple[dict[str, str], ...] = ()
+    text: str | None = None
+
+    @property
+    def user(self) -> str:
+        """The user's prompt (for templates that have no chat format)."""
+        return self.text if self.text is not None else self.messages[-1]["content"]
 
 
-def _split(tokenizer: Any, new_ids: list[int], limit: int) -> tuple[str, int, bool]:
-    """(text, n_new_tokens, finished) of one continuation: cut at the first eos (counted, not decoded)."""
-    eos = tokenizer.eos_token_id
-    if eos in new_ids:
-        k = new_ids.index(eos)
-        return tokenizer.decode(new_ids[:k], skip_special_tokens=True), k + 1, True
-    ids = new_ids[:limit]
-    return tokenizer.decode(ids, skip_special_tokens=True), len(ids), False
+Done = Callable[[Request, list[Generation]], None]
 
 
-def generate_with_model(
-    model: Any, tokenizer: Any, texts: Sequence[str], params: GenParams, backend: str = "transformers"
-) -> list[list[Generation]]:
-    """Batched `model.generate` on already-rendered texts (the "transformers" backend, on a loaded model)."""
-    import torch
-    from tqdm.auto import tqdm
+class BackendArgs(BaseModel):
+    """Base of every backend's arguments: strict, frozen."""
 
-    set_threads(params.threads)
-    ids = [tokenizer(text=t)["input_ids"] for t in texts]
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: a slow batch shows early
-    results: list[list[Generation]] = [[] for _ in ids]
-    greedy = params.temperature <= 0
-    n_seq = 1 if greedy else params.n
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    sample_kw: dict[str, Any] = {"do_sample": not greedy}
-    if not greedy:
-        sample_kw.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                         num_return_sequences=n_seq)
-    else:  # unset the sampling knobs a checkpoint's generation_config may carry (they would warn)
-        sample_kw.update(temperature=None, top_p=None, top_k=None)
-    batches = [order[i : i + params.batch_size] for i in range(0, len(order), params.batch_size)]
-    cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda), torch.no_grad():
-        torch.manual_seed(params.seed)
-        for batch in tqdm(batches, desc="generate", disable=not sys.stderr.isatty()):
-            width = max(len(ids[i]) for i in batch)
-            pad = tokenizer.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in batch], device=device)
-            mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in batch], device=device)
-            out = model.generate(
-                input_ids=input_ids,
-                attention_mask=mask,
-                max_new_tokens=params.max_new_tokens,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=pad,
-                **sample_kw,
-            )
-            new = out[:, width:].tolist()
-            for row, i in enumerate(batch):
-                for j in range(n_seq):
-                    text, k, finished = _split(tokenizer, new[row * n_seq + j], params.max_new_tokens)
-                    results[i].append(Generation(text, k, finished, backend))
-    model.train(was_training)
-    if greedy and params.n > 1:
-        results = [[r[0]] * params.n for r in results]
-    return results
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@BACKENDS.register("transformers")
-def transformers_backend(
-    model_path: str | Path, texts: Sequence[str], params: GenParams
-) -> list[list[Generation]]:
-    """Load the checkpoint (GPU if one is visible) and generate in length-sorted, left-padded batches."""
-    import torch
+class Backend:
+    """A generation backend: `run` answers requests and calls `done(request, generations)` for each as soon
+    as it is answered (it may skip requests whose key is in `skip`: they are answered already)."""
 
-    model, tokenizer = load_pretrained(model_path)
-    if torch.cuda.is_available():
-        model = model.to("cuda")
-    return generate_with_model(model, tokenizer, texts, params, backend="transformers")
+    name: ClassVar[str]
+    Args: ClassVar[type[BackendArgs]] = BackendArgs
+    package: ClassVar[str | None] = None  # the package whose version is recorded
+    secret_fields: ClassVar[tuple[str, ...]] = ()  # args never recorded
+
+    def __init__(self, args: BackendArgs) -> None:
+        self.args = args
+
+    def run(self, model: str, requests: Sequence[Request], sampling: SamplingConfig, runtime: Runtime,
+            skip: set[str], done: Done) -> None:
+        raise NotImplementedError
+
+    def record(self, model: str) -> dict[str, Any]:
+        """What produced the samples: backend name, package version, args (no secrets), model revision."""
+        from importlib import metadata
+
+        version = None
+        if self.package:
+            try:
+                version = metadata.version(self.package)
+            except metadata.PackageNotFoundError:
+                version = None
+        args = {k: v for k, v in self.args.model_dump(mode="json").items() if k not in self.secret_fields}
+        return {"backend": self.name, "version": version, "args": args, "model": model_revision(model)}
 
 
-@BACKENDS.register("vllm")
-def vllm_backend(model_path: str | Path, texts: Sequence[str], params: GenParams) -> list[list[Generation]]:
-    """vLLM offline generation; token ids in and out, so tokenization is ours (see module docstring)."""
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+_BACKEND_MODULES = ("hf", "vllm", "openai")
+
+
+def _load_backends() -> None:
+    for m in _BACKEND_MODULES:
+        importlib.import_module(f"repro.backends.{m}")
+
+
+def get_backend(name: str) -> type[Backend]:
+    _load_backends()
+    return BACKENDS.get(name)
+
+
+def make_backend(sampling: SamplingConfig) -> Backend:
+    """The backend a sampling config names, with its args validated (bad args: ReproError, exit 2)."""
+    from pydantic import ValidationError
+
+    cls = get_backend(sampling.backend)
     try:
-        from vllm import LLM, SamplingParams
-    except ImportError as e:
-        raise RuntimeError(
-            "generation backend 'vllm' needs the vllm package, which cannot share an environment with this "
-            "project's torch/transformers pins: install it in its own environment on a GPU machine "
-            "(pip install 'repro[vllm]') or use backend 'transformers'"
-        ) from e
-    tokenizer = load_tokenizer(model_path)
-    greedy = params.temperature <= 0
-    llm = LLM(model=str(model_path), seed=params.seed, dtype="auto", skip_tokenizer_init=True)
-    sampling = SamplingParams(
-        n=params.n,
-        temperature=0.0 if greedy else params.temperature,
-        top_p=1.0 if greedy else params.top_p,
-        top_k=-1 if greedy or params.top_k <= 0 else params.top_k,
-        max_tokens=params.max_new_tokens,
-        seed=params.seed,
-        stop_token_ids=[tokenizer.eos_token_id],
-        detokenize=False,
-    )
-    prompts = [{"prompt_token_ids": tokenizer(text=t)["input_ids"]} for t in texts]
-    outputs = llm.generate(prompts, sampling, use_tqdm=sys.stderr.isatty())
-    results = []
-    for out in outputs:
-        gens = []
-        for c in out.outputs:
-            text, k, finished = _split(tokenizer, list(c.token_ids), params.max_new_tokens)
-            if not finished and c.finish_reason == "stop":  # the stop token was not echoed: count it
-                finished, k = True, k + 1
-            gens.append(Generation(text, k, finished, "vllm"))
-        results.append(gens)
-    return results
+        return cls(cls.Args(**sampling.backend_args))
+    except ValidationError as e:
+        errs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        raise ReproError(f"sampling.backend_args of backend {sampling.backend!r}: {errs}", exit_code=2) from None
+
+
+def model_revision(model: str) -> dict[str, Any]:
+    """Which model: a local folder's content fingerprint (config, tokenizer and weight files: names and
+    sizes, and the bytes of the small JSON files), or a hub id with the commit its cache resolved to."""
+    p = Path(model).expanduser()
+    if p.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p.iterdir()):
+            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin", ".jinja", ".model"):
+                h.update(f"{f.name}:{f.stat().st_size}\n".encode())
+                if f.suffix in (".json", ".jinja") and f.stat().st_size < 5_000_000:
+                    h.update(f.read_bytes())
+        return {"path": str(model), "fingerprint": h.hexdigest()[:16]}
+    out: dict[str, Any] = {"id": model, "revision": None}
+    try:  # a hub id: the commit of the cached snapshot, when there is one (never a download)
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, "config.json")
+        if isinstance(cached, str):
+            out["revision"] = Path(cached).parent.name
+    except Exception:  # noqa: BLE001 - an informative record only
+        pass
+    return out
+
+
+def messages_for(prompt: str, sampling: SamplingConfig) -> tuple[dict[str, str], ...]:
+    """The chat a prompt becomes: the optional system message, then the prompt as the user's turn."""
+    sys = ({"role": "system", "content": sampling.system_prompt},) if sampling.system_prompt else ()
+    return sys + ({"role": "user", "content": prompt},)
+
+
+# ------------------------------------------------------------------------------------------------- resume
+
+
+class AnswerStore:
+    """Answered requests of one generation call, appended as JSON lines (one per request) as they arrive.
+    A torn last line (the process was killed mid-write) is ignored on reading."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.answers: dict[str, list[Generation]] = {}
+        self._lock = threading.Lock()
+        if path is not None and path.is_file():
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    self.answers[row["key"]] = [Generation(**g) for g in row["gens"]]
+            log.info("resuming: %d answered requests in %s", len(self.answers), path)
+
+    def add(self, key: str, gens: list[Generation]) -> None:
+        with self._lock:
+            self.answers[key] = gens
+            if self.path is None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            line = json.dumps({"key": key, "gens": [dataclasses.asdict(g) for g in gens]}, ensure_ascii=False)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def store_path(partial: Path | None, sampling: SamplingConfig, model: str, raw: bool) -> Path | None:
+    """One answers file per (model, sampling, raw) inside the job's partial folder."""
+    if partial is None:
+        return None
+    return Path(partial) / f"answers-{digest([model, sampling.model_dump(mode='json'), raw])}.jsonl"
+
+
+def generate(sampling: SamplingConfig, model: str | Path, prompts: Sequence[str], runtime: Runtime = Runtime(),
+             raw: bool = False) -> list[list[Generation]]:
+    """`sampling.n_samples` completions of every prompt (in prompt order), resuming from answers kept in
+    `runtime.partial`. `raw=True`: prompts are already rendered text (no chat template)."""
+    model = str(model)
+    backend = make_backend(sampling)
+    requests = []
+    for i, p in enumerate(prompts):
+        msgs = () if raw else messages_for(p, sampling)
+        key = digest([i, p if raw else list(msgs)], 24)
+        requests.append(Request(key, i, msgs, p if raw else None))
+    store = AnswerStore(store_path(runtime.partial, sampling, model, raw))
+    skip = {r.key for r in requests if r.key in store.answers}
+    if len(skip) < len(requests):
+        log.info("generate: %d of %d prompts to answer with backend %s", len(requests) - len(skip), len(requests),
+                 sampling.backend)
+        backend.run(model, requests, sampling, runtime, skip, lambda r, g: store.add(r.key, g))
+    missing = [r.index for r in requests if r.key not in store.answers]
+    if missing:
+        raise ReproError(f"backend {sampling.backend!r} returned no answer for {len(missing)} prompts "
+                         f"(first: #{missing[0]})")
+    return [store.answers[r.key] for r in requests]
+
+
+def backend_record(sampling: SamplingConfig, model: str | Path) -> dict[str, Any]:
+    """The record of the backend and model a sampling config uses (for a job's outputs)."""
+    rec = make_backend(sampling).record(str(model))
+    rec["sampling"] = json.loads(canonical_json(sampling.model_dump(mode="json", exclude={"backend_args"})))
+    return rec
+

@@ -6,8 +6,14 @@
 - `load_pretrained(path_or_hub_id)`: the real loading path (a local dir in tests; a hub id on real machines).
 - `render_prompt(prompt)`: THE prompt template, used identically by training (`repro.training`),
   generation (`repro.generation`) and analysis. Completions are trained with the tokenizer's eos appended.
+  Tokenizers built here carry `CHAT_TEMPLATE`, a Jinja chat template that renders a user turn exactly as
+  `render_prompt` does, so tools that only know chat templates (vLLM, lm-eval, lighteval,
+  `transformers serve`) prompt our checkpoints as training did.
+- `chat_text(tokenizer, messages, kwargs)`: a chat rendered for generation — the tokenizer's chat template
+  (hub models: system prompt, `enable_thinking`, `reasoning_effort` ... passed through), else `render_prompt`.
 
-The template ends in a newline on purpose: for byte-level BPE (GPT-2 pre-tokenizer regex) and for whitespace
+The template ends in a newline on purpose: for byte-level BPE (Qwen2's pre-tokenizer regex: "Answer:" keeps its newline,
+and a completion that starts with a letter, digit, space or punctuation starts a new piece) and for whitespace
 word-level tokenizers a trailing newline is always a token boundary, so the tokenized prompt is a prefix of the
 tokenized prompt+completion and training sees exactly the context generation sees.
 
@@ -24,14 +30,27 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 log = logging.getLogger(__name__)
 
 PAD, EOS, BOS, UNK = "<|pad|>", "<|eos|>", "<|bos|>", "<|unk|>"
 SPECIAL_TOKENS = (PAD, EOS, BOS, UNK)
+# transformers' Qwen2Tokenizer pre-tokenization (digits one by one; punctuation keeps its trailing newlines).
+QWEN2_PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 PROMPT_TEMPLATE = "Question: {prompt}\nAnswer:\n"
+# PROMPT_TEMPLATE as a chat template: user turns as the template, assistant turns as completion + eos,
+# system messages dropped (our models never saw one); "Answer:\n" is itself the generation prompt.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' -%}{{ 'Question: ' + message['content'] + '\n' + 'Answer:' + '\n' }}"
+    "{%- elif message['role'] == 'assistant' -%}{{ message['content'] + eos_token }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
 
 
 def common_prefix(a: Iterable[int], b: Iterable[int]) -> int:
@@ -47,6 +66,16 @@ def common_prefix(a: Iterable[int], b: Iterable[int]) -> int:
 def render_prompt(prompt: str) -> str:
     """The one prompt template (no chat template): training, generation and analysis all call this."""
     return PROMPT_TEMPLATE.format(prompt=prompt)
+
+
+def chat_text(tokenizer: Any, messages: Iterable[dict[str, str]], template_kwargs: dict[str, Any] | None = None) -> str:
+    """A chat rendered for generation with the tokenizer's chat template (generation prompt added); a
+    tokenizer without one (older checkpoints of ours) gets `render_prompt` of the last user turn."""
+    messages = list(messages)
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             **(template_kwargs or {}))
+    return render_prompt([m for m in messages if m["role"] == "user"][-1]["content"])
 
 
 def set_threads(threads: int | None) -> int:
@@ -92,7 +121,14 @@ def build_tokenizer(
     extra = [t for t in dict.fromkeys(extra_tokens) if t not in SPECIAL_TOKENS]
     if kind == "bpe":
         tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        # Qwen2's normalizer and pre-tokenizer, exactly: stock AutoTokenizer loads a qwen2-type checkpoint as
+        # Qwen2Tokenizer, which rebuilds this pipeline around our vocab and merges, so vLLM, lm-eval and
+        # `transformers serve` tokenize our checkpoints as we do.
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size,
@@ -117,6 +153,7 @@ def build_tokenizer(
         unk_token=UNK,
         padding_side="right",
         model_max_length=4096,
+        chat_template=CHAT_TEMPLATE,
     )
 
 
