@@ -27,7 +27,10 @@ from repro.analysis.tokenloss import (
     summarize,
     token_nll,
 )
-from repro.generation import BACKENDS, GenParams, generate, generate_with_model
+from repro.backends.hf import generate_with_model
+from repro.config import SamplingConfig
+from repro.errors import ReproError
+from repro.generation import Runtime, generate
 from repro.models import (
     ARCHS,
     build_model,
@@ -68,7 +71,7 @@ def test_tokenizer_deterministic(kind: str) -> None:
     a = build_tokenizer(texts, kind, vocab_size=300, extra_tokens=["</a>"])
     b = build_tokenizer(list(texts), kind, vocab_size=300, extra_tokens=["</a>"])
     assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
-    c = build_tokenizer(texts[: len(texts) // 2], kind, vocab_size=300, extra_tokens=["</a>"])
+    c = build_tokenizer([t.upper() for t in texts], kind, vocab_size=300, extra_tokens=["</a>"])
     assert c.backend_tokenizer.to_str() != a.backend_tokenizer.to_str()
     assert (a.pad_token, a.eos_token, a.bos_token, a.unk_token) == ("<|pad|>", "<|eos|>", "<|bos|>", "<|unk|>")
     assert len({a.pad_token_id, a.eos_token_id, a.bos_token_id, a.unk_token_id}) == 4
@@ -228,35 +231,35 @@ def test_pretrain_full_loss_matches_token_nll(run: dict, tmp_path: Path) -> None
 def test_generation_batched_equals_one_by_one(run: dict) -> None:
     ckpt = run["out"] / "checkpoints" / f"step-{STEPS}"
     prompts = [e["prompt"] for e in run["examples"][:6]] + ["1 + 1 = ?", "20 + 20 + 20 = ?"]
-    params = GenParams(max_new_tokens=64, batch_size=3, threads=THREADS)
-    batched = generate("transformers", ckpt, prompts, params)
+    params, rt = SamplingConfig(max_new_tokens=64), Runtime(batch_size=3, threads=THREADS)
+    batched = generate(params, ckpt, prompts, rt)
     model, tok = load_pretrained(ckpt)
     for p, gens in zip(prompts, batched):
-        single = generate_with_model(model, tok, [render_prompt(p)], params)[0]
+        single = generate_with_model(model, tok, [render_prompt(p)], params, rt)[0]
         assert gens == single
     assert all(len(g) == 1 and g[0].backend == "transformers" for g in batched)
     finished = [g[0] for g in batched if g[0].finished]
     assert finished, "the trained model should stop on eos for some prompts"
     assert all(g.n_new_tokens < 64 and "<|eos|>" not in g.text for g in finished)
     assert all(g.n_new_tokens == 64 for g in (x[0] for x in batched) if not g.finished)
-    short = generate("transformers", ckpt, prompts[:2], GenParams(max_new_tokens=2, threads=THREADS))
+    short = generate(SamplingConfig(max_new_tokens=2), ckpt, prompts[:2], Runtime(threads=THREADS))
     assert all(not g[0].finished and g[0].n_new_tokens == 2 for g in short)
 
 
 @pytest.mark.slow
 def test_sampling_n_and_seed(run: dict) -> None:
     ckpt = run["out"] / "checkpoints" / "step-6"
-    params = GenParams(max_new_tokens=8, temperature=1.0, top_p=0.95, n=3, seed=7, threads=THREADS)
-    a = generate("transformers", ckpt, ["3 + 4 = ?", "5 + 5 = ?"], params)
-    b = generate("transformers", ckpt, ["3 + 4 = ?", "5 + 5 = ?"], params)
+    params = SamplingConfig(max_new_tokens=8, temperature=1.0, top_p=0.95, n_samples=3, seed=7)
+    a = generate(params, ckpt, ["3 + 4 = ?", "5 + 5 = ?"], Runtime(threads=THREADS))
+    b = generate(params, ckpt, ["3 + 4 = ?", "5 + 5 = ?"], Runtime(threads=THREADS))
     assert a == b and [len(x) for x in a] == [3, 3]
     assert len({g.text for x in a for g in x}) > 1
 
 
 def test_vllm_backend_missing_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)
-    with pytest.raises(RuntimeError, match="vllm"):
-        BACKENDS.get("vllm")("unused", ["x"], GenParams())
+    with pytest.raises(ReproError, match="vllm"):
+        generate(SamplingConfig(backend="vllm"), "unused", ["x"])
 
 
 def test_vllm_backend_adapter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -270,15 +273,16 @@ def test_vllm_backend_adapter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         def __init__(self, **kw: object) -> None:
             seen["llm"] = kw
 
-        def generate(self, prompts: list, sp: object, use_tqdm: bool = False) -> list:
-            seen["prompts"], seen["sp"] = prompts, sp
+        def generate(self, prompts: list, sp: list, use_tqdm: bool = False) -> list:
+            seen["prompts"], seen["sp"] = prompts, sp[0]
             done = types.SimpleNamespace(token_ids=[e("<e_1>"), tok.eos_token_id], finish_reason="stop")
             cut = types.SimpleNamespace(token_ids=[e("<e_2>"), e("<e_3>")], finish_reason="length")
             return [types.SimpleNamespace(outputs=[done, cut]) for _ in prompts]
 
     fake = types.SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw)
     monkeypatch.setitem(sys.modules, "vllm", fake)
-    out = generate("vllm", tmp_path, ["<e_1> <r_1> <r_2>"], GenParams(max_new_tokens=2, n=2, temperature=0.7))
+    out = generate(SamplingConfig(backend="vllm", max_new_tokens=2, n_samples=2, temperature=0.7), tmp_path,
+                   ["<e_1> <r_1> <r_2>"])
     assert seen["prompts"][0]["prompt_token_ids"] == tok(text=render_prompt("<e_1> <r_1> <r_2>"))["input_ids"]
     assert seen["sp"]["stop_token_ids"] == [tok.eos_token_id] and seen["sp"]["max_tokens"] == 2
     assert [(g.text, g.n_new_tokens, g.finished, g.backend) for g in out[0]] == [

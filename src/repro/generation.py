@@ -164,7 +164,8 @@ def model_revision(model: str) -> dict[str, Any]:
                 h.update(f"{f.name}:{f.stat().st_size}\n".encode())
                 if f.suffix in (".json", ".jinja") and f.stat().st_size < 5_000_000:
                     h.update(f.read_bytes())
-        return {"path": str(model), "fingerprint": h.hexdigest()[:16]}
+        # the folder's name, not its path: a job's outputs must not depend on where results/ lives
+        return {"folder": p.name, "fingerprint": h.hexdigest()[:16]}
     out: dict[str, Any] = {"id": model, "revision": None}
     try:  # a hub id: the commit of the cached snapshot, when there is one (never a download)
         from huggingface_hub import try_to_load_from_cache
@@ -254,3 +255,6 @@ def backend_record(sampling: SamplingConfig, model: str | Path) -> dict[str, Any
     rec["sampling"] = json.loads(canonical_json(sampling.model_dump(mode="json", exclude={"backend_args"})))
     return rec
 
+
+
+_load_backends()  # every built-in backend registers on import (their heavy imports are lazy)

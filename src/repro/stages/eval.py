@@ -85,24 +85,41 @@ def score_samples(bench: BenchmarkConfig, sampling: SamplingConfig, step: int, p
 
 
 def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
-    from repro.generation import GenParams, generate
+    from repro.config import effective_sampling
+    from repro.generation import Runtime, backend_record, generate
 
-    suites = [(b, load_problems(b)) for b in cfg.benchmarks]
-    s = cfg.sampling
-    params = GenParams(max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
-                       n=s.n_samples, seed=s.seed, batch_size=cfg.batch_size, threads=runtime.get("threads"))
-    prompts = [p.prompt for _, problems in suites for p in problems]
-    gens = generate(s.backend, checkpoint_path(inputs["model"], cfg.step), prompts, params) if prompts else []
+    suites = [(b, load_problems(b), effective_sampling(b, cfg.sampling)) for b in cfg.benchmarks]
+    model = checkpoint_path(inputs["model"], cfg.step)
+    rt = Runtime(threads=runtime.get("threads"), batch_size=cfg.batch_size,
+                 partial=Path(runtime.get("partial") or out / ".partial"))
+    # one generation pass per distinct sampling (one, unless benchmarks override it), in benchmark order
+    groups: dict[str, list[int]] = {}
+    for i, (_, _, s) in enumerate(suites):
+        groups.setdefault(s.model_dump_json(), []).append(i)
+    gens: dict[int, list[list[Any]]] = {}
+    records = []
+    for members in groups.values():
+        s = suites[members[0]][2]
+        prompts = [p.prompt for i in members for p in suites[i][1]]
+        out_g = generate(s, model, prompts, rt) if prompts else []
+        records.append({**backend_record(s, model), "benchmarks": [suites[i][0].name for i in members]})
+        at = 0
+        for i in members:
+            gens[i] = out_g[at : at + len(suites[i][1])]
+            at += len(suites[i][1])
     everything: dict[str, Any] = {}
-    at = 0
-    for bench, problems in suites:
-        rows, metrics = score_samples(bench, s, cfg.step, problems, gens[at : at + len(problems)])
-        at += len(problems)
+    for i, (bench, problems, s) in enumerate(suites):
+        rows, metrics = score_samples(bench, s, cfg.step, problems, gens[i])
         (out / bench.name).mkdir()
         write_jsonl(out / bench.name / "samples.jsonl", rows)
         (out / bench.name / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         everything[bench.name] = metrics
+    (out / "generation.json").write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
     (out / "metrics.json").write_text(json.dumps({"step": cfg.step, "benchmarks": everything}, indent=2, sort_keys=True) + "\n")
+    if not runtime.get("partial"):
+        import shutil
+
+        shutil.rmtree(out / ".partial", ignore_errors=True)
     return {"step": cfg.step, "accuracy": {k: m["accuracy"] for k, m in everything.items()},
             "mean_response_tokens": {k: m["mean_response_tokens"] for k, m in everything.items()}}
 
