@@ -7,7 +7,8 @@ transforms (strip_cot, delete_steps, label_noise) return modified copies. Random
 
 Filters: verified, strip_cot, branching (study A proxy 2), step_ratio (proxy 1), length, length_matched
 (the length baseline with the branching filter's keep rate), quantile, dedupe, subsample, delete_steps
-(study A ablation), label_noise (study C second-hop noise).
+(study A ablation), label_noise (study C second-hop noise), one_correct (study B: one random correct
+sample per problem).
 
 Traces are keyed by `problem_id`; a repeated id gets `#2`, `#3`, ... in input order (`trace_keys`).
 
@@ -415,6 +416,37 @@ def label_noise(traces: list[Trace], args: LabelNoiseArgs, ctx: FilterContext) -
 
 
 # --------------------------------------------------------------------------------------------- chains
+
+
+class OneCorrectArgs(FilterArgs):
+    use_meta: bool = Field(True, description="Trust a trace's meta.correct (set by the llm teacher, graded on "
+                           "its answer) where present; otherwise grade with the task's scorer.")
+
+
+@_register("one_correct", OneCorrectArgs)
+def one_correct(traces: list[Trace], args: OneCorrectArgs, ctx: FilterContext) -> FilterOutcome:
+    """Study B's selection: of each problem's samples keep one correct response, chosen at random (seeded);
+    a problem without a correct sample keeps nothing."""
+    graded = [i for i, t in enumerate(traces) if not (args.use_meta and "correct" in t.meta)]
+    correct = [bool(t.meta.get("correct")) for t in traces]
+    if graded:
+        sub = verified([traces[i] for i in graded], VerifiedArgs(math_tasks=[], exact_tasks=[]), ctx)
+        kept_ids = {id(t) for t in sub.kept}
+        for i in graded:
+            correct[i] = id(traces[i]) in kept_ids
+    rng = ctx.rng("one_correct")
+    by_problem: dict[str, list[int]] = {}
+    for i, t in enumerate(traces):
+        by_problem.setdefault(t.problem_id, []).append(i)
+    reasons: list[str | None] = [None] * len(traces)
+    for pid in sorted(by_problem):
+        idx = by_problem[pid]
+        good = [i for i in idx if correct[i]]
+        keep = rng.choice(good) if good else None
+        for i in idx:
+            if i != keep:
+                reasons[i] = "wrong" if not correct[i] else "another correct sample kept"
+    return _split(traces, reasons)
 
 
 def apply_chain(traces: Sequence[Trace], specs: Sequence[tuple[str, Any] | Mapping[str, Any]],

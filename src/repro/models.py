@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 
 PAD, EOS, BOS, UNK = "<|pad|>", "<|eos|>", "<|bos|>", "<|unk|>"
 SPECIAL_TOKENS = (PAD, EOS, BOS, UNK)
+# How `transformers serve` parses our models' replies (it would apply Qwen's <|im_start|> parser to a qwen2-type
+# model): the reply is plain content up to eos.
+RESPONSE_TEMPLATE: dict[str, Any] = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "Answer:\n",
+    "fields": {"content": {"close_pattern": r"<\|eos\|>", "content": "text"}},
+}
 # transformers' Qwen2Tokenizer pre-tokenization (digits one by one; punctuation keeps its trailing newlines).
 QWEN2_PRETOKENIZE_REGEX = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -154,6 +161,7 @@ def build_tokenizer(
         padding_side="right",
         model_max_length=4096,
         chat_template=CHAT_TEMPLATE,
+        response_template=RESPONSE_TEMPLATE,
     )
 
 

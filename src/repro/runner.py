@@ -76,7 +76,8 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
     tmp.mkdir(parents=True)
     cfg = get_stage(job.stage).job.model_validate(job.config)
     inputs = {role: plan.jobs[jid].outdir for role, jid in job.inputs.items()}
-    runtime = {"threads": threads or int(job.resources.get("cpus", 1)), "job_id": job.id}
+    partial = out.parent / f".partial-{job.dirname}"  # finished items of a killed run; kept until done
+    runtime = {"threads": threads or int(job.resources.get("cpus", 1)), "job_id": job.id, "partial": partial}
     started, t0 = _now(), time.time()
     log.info("running %s %s -> %s", job.stage, job.id, out)
     try:
@@ -111,5 +112,6 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
         shutil.rmtree(out)  # an incomplete folder (no manifest), or --force
     out.parent.mkdir(parents=True, exist_ok=True)
     os.rename(tmp, out)
+    shutil.rmtree(partial, ignore_errors=True)
     log.info("done %s %s in %.1fs", job.stage, job.id, record["wall_s"])
     return out

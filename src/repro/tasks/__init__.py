@@ -43,7 +43,7 @@ class Task:
 
 TASKS: Registry[Task] = Registry(
     "task", group="repro.tasks",
-    builtins=tuple(f"repro.tasks.{m}" for m in ("countdown", "twohop", "modarith", "probes", "real")))
+    builtins=tuple(f"repro.tasks.{m}" for m in ("countdown", "twohop", "modarith", "probes", "real", "dataset")))
 
 
 def get_task(name: str) -> Task:

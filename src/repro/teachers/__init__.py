@@ -37,7 +37,8 @@ class Teacher:
         raise NotImplementedError
 
 
-TEACHERS: Registry[Teacher] = Registry("teacher", group="repro.teachers", builtins=("repro.teachers.styles",))
+TEACHERS: Registry[Teacher] = Registry("teacher", group="repro.teachers",
+                                       builtins=("repro.teachers.styles", "repro.teachers.llm"))
 
 
 def get_teacher(name: str) -> Teacher:
