@@ -189,13 +189,17 @@ def messages_for(prompt: str, sampling: SamplingConfig) -> tuple[dict[str, str],
 
 class AnswerStore:
     """Answered requests of one generation call, appended as JSON lines (one per request) as they arrive.
-    A torn last line (the process was killed mid-write) is ignored on reading."""
+    A torn last line (the process was killed mid-write) is cut off on opening."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.answers: dict[str, list[Generation]] = {}
         self._lock = threading.Lock()
         if path is not None and path.is_file():
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):  # a torn last line: drop it, or the next append would join it
+                with open(path, "r+b") as f:
+                    f.truncate(data.rfind(b"\n") + 1)
             with open(path, encoding="utf-8") as f:
                 for line in f:
                     try:

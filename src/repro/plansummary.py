@@ -1,8 +1,9 @@
 """Human-readable `repro plan`: per spec, conditions, jobs by stage (shared, done, to do), compute estimate.
 
 Estimates are upper bounds from the configs: training tokens = steps x batch x max_length; evaluation
-samples = items x samples per item (tokens <= samples x max_new_tokens); GPU-hours where the spec gives a
-throughput (tokens per GPU-second) for the stage.
+samples = items x samples per item (tokens <= samples x max_new_tokens); an LLM teacher's requests = problems x
+samples (generated tokens <= requests x max_new_tokens); GPU-hours where the spec gives a throughput (tokens per
+GPU-second) for the stage.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def estimate(job: Job) -> dict[str, float]:
         n = sum(b["n"] for b in c["benchmarks"]) * c["sampling"]["n_samples"]
         return {"eval_samples": n, "eval_tokens": n * c["sampling"]["max_new_tokens"]}
     if job.stage == "generate":
+        t = c["teacher"]
+        if t["name"] == "llm":  # requests (one per sample) and an upper bound on generated tokens
+            s = t.get("args", {}).get("sampling", {})
+            requests = c["n"] * s.get("n_samples", 1)
+            return {"problems": c["n"], "teacher_requests": requests,
+                    "teacher_tokens": requests * s.get("max_new_tokens", 128)}
         return {"problems": c["n"]}
     return {}
 
@@ -40,6 +47,8 @@ def spec_estimate(plan: Plan, job_ids: list[str], throughput: dict[str, float]) 
         gpu_h += tot["train_tokens"] / throughput["train"] / 3600
     if throughput.get("eval") and tot.get("eval_tokens"):
         gpu_h += tot["eval_tokens"] / throughput["eval"] / 3600
+    if throughput.get("generate") and tot.get("teacher_tokens"):
+        gpu_h += tot["teacher_tokens"] / throughput["generate"] / 3600
     if gpu_h:
         out["gpu_hours"] = round(gpu_h, 1)
     return out

@@ -1,7 +1,8 @@
 """The "openai" backend: any OpenAI-compatible HTTP endpoint (`vllm serve`, sglang, `transformers serve`, a
 hosted teacher), spoken to with httpx.
 
-- Where: `base_url` (e.g. http://127.0.0.1:8000/v1) and the model name (`model`, default: the job's model).
+- Where: `base_url` (e.g. http://127.0.0.1:8000/v1) or `base_url_env` (an environment variable holding it, so
+  the server's address is not part of the job id), and the model name (`model`, default: the job's model).
 - Secret: the API key is read from the environment variable named by `api_key_env`; its value is only put
   in the Authorization header — never logged, never in a record, never in an error message.
 - Load: at most `max_concurrency` requests in flight (a thread pool); each is retried with exponential
@@ -25,7 +26,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, ClassVar, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from repro.config import SamplingConfig
 from repro.errors import ReproError
@@ -39,7 +40,10 @@ THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S)
 
 
 class OpenAIArgs(BackendArgs):
-    base_url: str = Field(description="Endpoint root, e.g. http://127.0.0.1:8000/v1 or https://api.example.com/v1.")
+    base_url: str | None = Field(None, description="Endpoint root, e.g. http://127.0.0.1:8000/v1 or "
+                                 "https://api.example.com/v1 (part of the job id; see base_url_env).")
+    base_url_env: str | None = Field(None, description="Environment variable holding the endpoint root instead "
+                                     "(where the server runs is then not part of the job id).")
     model: str | None = Field(None, description="Model name sent in requests; None = the job's model (a teacher's "
                               "`model`, an eval job's checkpoint path).")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key (its value is "
@@ -56,6 +60,13 @@ class OpenAIArgs(BackendArgs):
                                        "body (server-specific knobs, e.g. transformers serve's generation_config).")
     strip: list[str] = Field(default_factory=list, description="Strings removed from replies (special tokens a "
                              "server leaves in, e.g. <|im_end|>).")
+
+
+    @model_validator(mode="after")
+    def _one_url(self) -> "OpenAIArgs":
+        if (self.base_url is None) == (self.base_url_env is None):
+            raise ValueError("give exactly one of base_url and base_url_env")
+        return self
 
 
 class RequestFailed(ReproError):
@@ -87,6 +98,15 @@ class OpenAIBackend(Backend):
     def a(self) -> OpenAIArgs:
         assert isinstance(self.args, OpenAIArgs)
         return self.args
+
+    def url(self) -> str:
+        if self.a.base_url is not None:
+            return self.a.base_url.rstrip("/")
+        url = os.environ.get(self.a.base_url_env or "")
+        if not url:
+            raise ReproError(f"backend openai: environment variable {self.a.base_url_env} (backend_args.base_url_env) "
+                             "is not set", exit_code=2)
+        return url.rstrip("/")
 
     def headers(self) -> dict[str, str]:
         if not self.a.api_key_env:
@@ -139,7 +159,7 @@ class OpenAIBackend(Backend):
                     return resp.json()
                 problem = f"HTTP {resp.status_code}: {resp.text[:300]}"
                 if resp.status_code != 429 and resp.status_code < 500:
-                    raise RequestFailed(f"backend openai: {self.a.base_url}{path} answered {problem}")
+                    raise RequestFailed(f"backend openai: {client.base_url}{path} answered {problem}")
                 ra = resp.headers.get("retry-after")
                 if ra:
                     try:
@@ -147,7 +167,7 @@ class OpenAIBackend(Backend):
                     except ValueError:
                         wait_s = None
             if attempt >= self.a.max_retries:
-                raise RequestFailed(f"backend openai: {self.a.base_url}{path} failed after {attempt + 1} tries: {problem}")
+                raise RequestFailed(f"backend openai: {client.base_url}{path} failed after {attempt + 1} tries: {problem}")
             delay = wait_s if wait_s is not None else min(60.0, self.a.backoff_s * 2**attempt) * (1 + random.random() / 4)
             log.warning("openai request failed (%s); retry %d/%d in %.1fs", problem, attempt + 1, self.a.max_retries, delay)
             time.sleep(delay)
@@ -178,7 +198,7 @@ class OpenAIBackend(Backend):
         todo = [r for r in requests if r.key not in skip]
         stop = threading.Event()
         limits = httpx.Limits(max_connections=self.a.max_concurrency, max_keepalive_connections=self.a.max_concurrency)
-        with httpx.Client(base_url=self.a.base_url.rstrip("/"), timeout=self.a.timeout_s, limits=limits) as client, \
+        with httpx.Client(base_url=self.url(), timeout=self.a.timeout_s, limits=limits) as client, \
                 Progress("generate (openai)", total=len(todo), unit="prompts") as prog:
             lock = threading.Lock()
 
