@@ -1,7 +1,7 @@
 """Test helpers for the LLM paths: a tiny local model folder and a real OpenAI-compatible server serving it.
 
 `tiny_model(path)` saves a random tiny Qwen2 (untied embeddings and a wide init, so greedy decoding does not
-just repeat the prompt's last token) with a tokenizer built by `repro.models.build_tokenizer` (chat template
+just repeat the prompt's last token; special tokens other than eos suppressed in its generation config) with a tokenizer built by `repro.models.build_tokenizer` (chat template
 included). `Server(model)` runs `transformers serve` on a free loopback port in its own process group,
 logs to a file, and counts the chat/completions requests it answered (uvicorn's access log).
 
@@ -26,13 +26,15 @@ import httpx
 from repro.models import ARCHS, build_model, build_tokenizer
 
 TEXTS = [f"{a} + {b} = {a + b} so the answer is \\boxed{{{a + b}}}" for a in range(12) for b in range(12)]
-# special tokens transformers serve leaves in a reply; our decode skips them
+# our special tokens other than eos
 SPECIAL = ["<|pad|>", "<|bos|>", "<|unk|>"]
 
 
 def tiny_model(path: Path, seed: int = 0) -> Path:
     tok = build_tokenizer(TEXTS, "bpe", vocab_size=300)
     model = build_model({**ARCHS["xs"], "tie_word_embeddings": False, "initializer_range": 0.2}, tok, seed=seed)
+    # a random model emits special tokens, which servers keep in replies and our decode skips: never sample them
+    model.generation_config.suppress_tokens = [tok.convert_tokens_to_ids(t) for t in SPECIAL]
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
