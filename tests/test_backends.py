@@ -293,3 +293,46 @@ def test_special_tokens_list_matches_tokenizer(model: Path) -> None:
     """The tokens the served-model tests strip are exactly our special tokens other than eos."""
     _, tok = load_pretrained(model)
     assert set(SPECIAL) == set(tok.all_special_tokens) - {tok.eos_token}
+
+
+STUDY_B = """name: study_b_like
+title: Study B's data path at real scale (planned only)
+hypothesis: none
+base:
+  data:
+    task: dataset
+    task_args: {path: open-r1/OpenR1-Math-220k, config: default, revision: main,
+                columns: {prompt: problem, answer: answer, id: uuid}}
+    n: 1000
+    teacher:
+      name: llm
+      args:
+        model: Qwen/Qwen3-32B
+        sampling: {backend: vllm, temperature: 0.6, top_p: 0.95, top_k: 20, min_p: 0.0, max_new_tokens: 16384,
+                   n_samples: 4, chat_template_kwargs: {enable_thinking: true},
+                   backend_args: {tensor_parallel_size: 8, max_model_len: 20480}}
+  filters: [{name: one_correct}]
+  model: {source: hub, id: Qwen/Qwen2.5-7B}
+  train: {steps: 10}
+  eval:
+    benchmarks:
+      - {name: aime, task: aime24, split: test, n: 30, sampling: {n_samples: 16, temperature: 0.6}}
+      - {name: math, task: math500, split: test, n: 500}
+    sampling: {backend: vllm, max_new_tokens: 32768, backend_args: {tensor_parallel_size: 8}}
+"""
+
+
+def test_plan_estimates_teacher_requests_tokens_and_per_benchmark_samples(tmp_path: Path) -> None:
+    from repro.plan import build_plan
+    from repro.plansummary import render_summary, spec_estimate
+
+    f = tmp_path / "b.yaml"
+    f.write_text(STUDY_B)
+    plan = build_plan([str(f)])
+    est = spec_estimate(plan, plan.specs[0].job_ids, {})
+    assert est["teacher_requests"] == 4000 and est["teacher_tokens"] == 4000 * 16384
+    assert est["eval_samples"] == 30 * 16 + 500 and est["eval_tokens"] == (30 * 16 + 500) * 32768
+    assert "teacher_requests 4.0k" in render_summary(plan, show_jobs=False)
+    f.write_text(STUDY_B.replace("tensor_parallel_size: 8, max_model_len", "tensor_parallel: 8, max_model_len"))
+    with pytest.raises(Exception, match="tensor_parallel"):
+        build_plan([str(f)])

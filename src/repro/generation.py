@@ -153,6 +153,17 @@ def make_backend(sampling: SamplingConfig) -> Backend:
         raise ReproError(f"sampling.backend_args of backend {sampling.backend!r}: {errs}", exit_code=2) from None
 
 
+def sampling_problem(sampling: SamplingConfig) -> str | None:
+    """What is wrong with a sampling config's backend name or args (None = fine), for spec validation."""
+    try:
+        make_backend(sampling)
+    except KeyError as e:
+        return str(e.args[0])
+    except ReproError as e:
+        return str(e)
+    return None
+
+
 def model_revision(model: str) -> dict[str, Any]:
     """Which model: a local folder's content fingerprint (config, tokenizer and weight files: names and
     sizes, and the bytes of the small JSON files), or a hub id with the commit its cache resolved to."""

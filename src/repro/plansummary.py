@@ -24,8 +24,10 @@ def estimate(job: Job) -> dict[str, float]:
         p = c["pretrain"]
         return {"train_tokens": p["steps"] * p["batch_size"] * p["max_length"]}
     if job.stage == "eval":
-        n = sum(b["n"] for b in c["benchmarks"]) * c["sampling"]["n_samples"]
-        return {"eval_samples": n, "eval_tokens": n * c["sampling"]["max_new_tokens"]}
+        base = c["sampling"]
+        per = [(b["n"] * {**base, **(b.get("sampling") or {})}["n_samples"],
+                {**base, **(b.get("sampling") or {})}["max_new_tokens"]) for b in c["benchmarks"]]
+        return {"eval_samples": sum(n for n, _ in per), "eval_tokens": sum(n * m for n, m in per)}
     if job.stage == "generate":
         t = c["teacher"]
         if t["name"] == "llm":  # requests (one per sample) and an upper bound on generated tokens

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from repro.config import SamplingConfig
 from repro.datasets_io import DatasetSource, load_rows, mapped
@@ -87,6 +87,14 @@ class LLMArgs(TeacherArgs):
                             "float results can depend on batch composition).")
     reasoning: Literal["think", "drop"] = Field("think", description="think: the trace is <think>reasoning"
                                                 "</think> + answer; drop: the answer only.")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> "LLMArgs":
+        from repro.generation import sampling_problem
+
+        if problem := sampling_problem(self.sampling):
+            raise ValueError(problem)
+        return self
 
 
 class LLMTeacher(Teacher):
