@@ -31,7 +31,7 @@ SPECIAL = ["<|pad|>", "<|bos|>", "<|unk|>"]
 
 
 def tiny_model(path: Path, seed: int = 0) -> Path:
-    tok = build_tokenizer(TEXTS, "bpe", vocab_size=300)
+    tok = build_tokenizer(TEXTS, "bpe", vocab_size=300, pretokenizer="qwen2")
     model = build_model({**ARCHS["xs"], "tie_word_embeddings": False, "initializer_range": 0.2}, tok, seed=seed)
     # a random model emits special tokens, which servers keep in replies and our decode skips: never sample them
     model.generation_config.suppress_tokens = [tok.convert_tokens_to_ids(t) for t in SPECIAL]

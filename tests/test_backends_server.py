@@ -76,7 +76,7 @@ base:
           max_new_tokens: {max_new_tokens}
           backend_args: {{base_url_env: REPRO_TEST_BASE_URL, api_key_env: REPRO_TEST_API_KEY, max_concurrency: 1}}
   filters: [{{name: length, args: {{min: 1}}}}]
-  model: {{source: scratch, arch: xs, tokenizer: {{kind: bpe, vocab_size: 300}}}}
+  model: {{source: scratch, arch: xs, tokenizer: {{kind: bpe, vocab_size: 300, pretokenizer: qwen2}}}}
   train: {{steps: 3, batch_size: 4, max_length: 96, lr: 1.0e-3, schedule: constant}}
   eval:
     benchmarks:

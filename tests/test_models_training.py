@@ -71,7 +71,7 @@ def test_tokenizer_deterministic(kind: str) -> None:
     a = build_tokenizer(texts, kind, vocab_size=300, extra_tokens=["</a>"])
     b = build_tokenizer(list(texts), kind, vocab_size=300, extra_tokens=["</a>"])
     assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
-    c = build_tokenizer([t.upper() for t in texts], kind, vocab_size=300, extra_tokens=["</a>"])
+    c = build_tokenizer(texts[: len(texts) // 2], kind, vocab_size=300, extra_tokens=["</a>"])
     assert c.backend_tokenizer.to_str() != a.backend_tokenizer.to_str()
     assert (a.pad_token, a.eos_token, a.bos_token, a.unk_token) == ("<|pad|>", "<|eos|>", "<|bos|>", "<|unk|>")
     assert len({a.pad_token_id, a.eos_token_id, a.bos_token_id, a.unk_token_id}) == 4

@@ -25,6 +25,12 @@ class Strict(BaseModel):
 # Pieces of a condition
 
 
+def _omit_unset(d: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Drop `names` whose value is None or empty from a dump: fields added after a model's first version
+    leave the dump (and so every job id) unchanged while they are not used."""
+    return {k: v for k, v in d.items() if not (k in names and v in (None, {}, []))}
+
+
 class Named(Strict):
     """A registered component by name, with its own arguments (validated by the component's Args model)."""
 
@@ -54,6 +60,14 @@ class TokenizerConfig(Strict):
 
     kind: Literal["bpe", "word"] = Field("bpe", description="Byte-level BPE, or whitespace word-level.")
     vocab_size: int = Field(512, ge=32, description="Vocabulary size for BPE (word-level uses all words).")
+    pretokenizer: Literal["gpt2", "qwen2"] | None = Field(
+        None, description="BPE pre-tokenization: gpt2 (unset: the miniatures' default) or qwen2 (digits one by "
+        "one), which stock AutoTokenizer reproduces for our qwen2-type checkpoints, so vLLM, lm-eval and "
+        "`transformers serve` tokenize them as we do.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _omit_unset(handler(self), ("pretokenizer",))
 
 
 class PretrainConfig(Strict):
@@ -138,12 +152,6 @@ class TrainConfig(Strict):
         if self.warmup_ratio > 0:
             return False, "warmup_ratio makes warmup depend on the run length, so each length is its own run"
         return True, f"schedule {self.schedule!r} does not depend on the run length: lengths are checkpoints of one run"
-
-
-def _omit_unset(d: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """Drop `names` whose value is None or empty from a dump: fields added after a model's first version
-    leave the dump (and so every job id) unchanged while they are not used."""
-    return {k: v for k, v in d.items() if not (k in names and v in (None, {}, []))}
 
 
 class SamplingConfig(Strict):

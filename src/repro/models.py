@@ -12,8 +12,8 @@
 - `chat_text(tokenizer, messages, kwargs)`: a chat rendered for generation — the tokenizer's chat template
   (hub models: system prompt, `enable_thinking`, `reasoning_effort` ... passed through), else `render_prompt`.
 
-The template ends in a newline on purpose: for byte-level BPE (Qwen2's pre-tokenizer regex: "Answer:" keeps its newline,
-and a completion that starts with a letter, digit, space or punctuation starts a new piece) and for whitespace
+The template ends in a newline on purpose: for byte-level BPE (GPT-2's pre-tokenizer regex; with Qwen2's, "Answer:"
+keeps its newline and a completion that starts with a letter, digit, space or punctuation starts a new piece) and for whitespace
 word-level tokenizers a trailing newline is always a token boundary, so the tokenized prompt is a prefix of the
 tokenized prompt+completion and training sees exactly the context generation sees.
 
@@ -115,10 +115,12 @@ def build_tokenizer(
     kind: str = "bpe",
     vocab_size: int = 512,
     extra_tokens: Iterable[str] = (),
+    pretokenizer: str = "gpt2",
 ) -> PreTrainedTokenizerFast:
     """Train a tokenizer on `texts` in-process.
 
-    kind="bpe": byte-level BPE (any text encodes; no unknowns). kind="word": whitespace-split WordLevel, one id
+    kind="bpe": byte-level BPE (any text encodes; no unknowns), pre-tokenized as GPT-2 does (`pretokenizer`
+    "gpt2") or as Qwen2 does ("qwen2": the only one stock AutoTokenizer reproduces for a qwen2-type checkpoint). kind="word": whitespace-split WordLevel, one id
     per word, unseen words -> unk (use it when every entity/relation must be a single token). `extra_tokens`
     (e.g. "</a>") become atomic, non-special tokens: they are split out of text before pre-tokenisation and kept
     by `decode(skip_special_tokens=True)`. The template's own words are always in the training texts.
@@ -128,14 +130,19 @@ def build_tokenizer(
     extra = [t for t in dict.fromkeys(extra_tokens) if t not in SPECIAL_TOKENS]
     if kind == "bpe":
         tok = Tokenizer(models.BPE())
-        # Qwen2's normalizer and pre-tokenizer, exactly: stock AutoTokenizer loads a qwen2-type checkpoint as
-        # Qwen2Tokenizer, which rebuilds this pipeline around our vocab and merges, so vLLM, lm-eval and
-        # `transformers serve` tokenize our checkpoints as we do.
-        tok.normalizer = normalizers.NFC()
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ])
+        if pretokenizer == "qwen2":
+            # Qwen2's normalizer and pre-tokenizer, exactly: stock AutoTokenizer loads a qwen2-type checkpoint as
+            # Qwen2Tokenizer, which rebuilds this pipeline around our vocab and merges, so vLLM, lm-eval and
+            # `transformers serve` tokenize our checkpoints as we do.
+            tok.normalizer = normalizers.NFC()
+            tok.pre_tokenizer = pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ])
+        elif pretokenizer == "gpt2":
+            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        else:
+            raise ValueError(f"unknown pretokenizer {pretokenizer!r}; known: gpt2, qwen2")
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size,

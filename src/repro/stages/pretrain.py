@@ -39,7 +39,8 @@ def run(cfg: PretrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str,
     set_threads(runtime.get("threads"))
     docs = mixture_docs(cfg)
     tok = build_tokenizer([render_prompt(d["prompt"]) + d["completion"] for d in docs],
-                          kind=cfg.tokenizer.kind, vocab_size=cfg.tokenizer.vocab_size)
+                          kind=cfg.tokenizer.kind, vocab_size=cfg.tokenizer.vocab_size,
+                          pretokenizer=cfg.tokenizer.pretokenizer or "gpt2")
     model = build_model(cfg.arch, tok, seed=cfg.init_seed)
     p = cfg.pretrain
     params = TrainParams(max_steps=p.steps, lr=p.lr, schedule="cosine", warmup_ratio=0.05,

@@ -20,7 +20,8 @@ def load_student(m: ModelConfig, texts: list[str], inputs: dict[str, Path]) -> t
     from repro.models import build_model, build_tokenizer, load_pretrained
 
     if m.source == "scratch":
-        tok = build_tokenizer(texts, kind=m.tokenizer.kind, vocab_size=m.tokenizer.vocab_size)
+        tok = build_tokenizer(texts, kind=m.tokenizer.kind, vocab_size=m.tokenizer.vocab_size,
+                              pretokenizer=m.tokenizer.pretokenizer or "gpt2")
         return build_model(m.arch, tok, seed=m.init_seed), tok
     if m.source == "pretrain":
         meta = json.loads((inputs["base"] / "metrics.json").read_text())
