@@ -423,7 +423,7 @@ class OneCorrectArgs(FilterArgs):
                            "its answer) where present; otherwise grade with the task's scorer.")
 
 
-@_register("one_correct", OneCorrectArgs)
+@register_filter("one_correct", OneCorrectArgs)
 def one_correct(traces: list[Trace], args: OneCorrectArgs, ctx: FilterContext) -> FilterOutcome:
     """Study B's selection: of each problem's samples keep one correct response, chosen at random (seeded);
     a problem without a correct sample keeps nothing."""

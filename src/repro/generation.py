@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -127,17 +126,13 @@ class Backend:
         return {"backend": self.name, "version": version, "args": args, "model": model_revision(model)}
 
 
-BACKENDS: Registry[type[Backend]] = Registry("backend")
-_BACKEND_MODULES = ("hf", "vllm", "openai")
-
-
-def _load_backends() -> None:
-    for m in _BACKEND_MODULES:
-        importlib.import_module(f"repro.backends.{m}")
+# built-in backends, then plugins (entry point group "repro.backends"); heavy imports inside each backend
+BACKENDS: Registry[type[Backend]] = Registry(
+    "backend", group="repro.backends",
+    builtins=tuple(f"repro.backends.{m}" for m in ("hf", "vllm", "openai")))
 
 
 def get_backend(name: str) -> type[Backend]:
-    _load_backends()
     return BACKENDS.get(name)
 
 
@@ -269,7 +264,3 @@ def backend_record(sampling: SamplingConfig, model: str | Path) -> dict[str, Any
     rec = make_backend(sampling).record(str(model))
     rec["sampling"] = json.loads(canonical_json(sampling.model_dump(mode="json", exclude={"backend_args"})))
     return rec
-
-
-
-_load_backends()  # every built-in backend registers on import (their heavy imports are lazy)
