@@ -229,10 +229,11 @@ class AnswerStore:
 
 
 def store_path(partial: Path | None, sampling: SamplingConfig, model: str, raw: bool) -> Path | None:
-    """One answers file per (model, sampling, raw) inside the job's partial folder."""
+    """One answers file per (model, sampling, raw) inside the job's partial folder; a local model counts by
+    its content, not its path (a rerun may see the same results folder under another path)."""
     if partial is None:
         return None
-    return Path(partial) / f"answers-{digest([model, sampling.model_dump(mode='json'), raw])}.jsonl"
+    return Path(partial) / f"answers-{digest([model_revision(model), sampling.model_dump(mode='json'), raw])}.jsonl"
 
 
 def generate(sampling: SamplingConfig, model: str | Path, prompts: Sequence[str], runtime: Runtime = Runtime(),
