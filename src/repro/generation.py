@@ -81,11 +81,6 @@ class Request:
     messages: tuple[dict[str, str], ...] = ()
     text: str | None = None
 
-    @property
-    def user(self) -> str:
-        """The user's prompt (for templates that have no chat format)."""
-        return self.text if self.text is not None else self.messages[-1]["content"]
-
 
 Done = Callable[[Request, list[Generation]], None]
 

@@ -39,8 +39,7 @@ def run(cfg: GenerateJob, inputs: dict[str, Path], out: Path, runtime: dict[str,
         rt = dict(runtime)
         own_partial = not rt.get("partial")
         rt["partial"] = Path(rt.get("partial") or out / ".partial")
-        kwargs = {"task_args": cfg.task_args} if cfg.teacher.name == "dataset" else {}
-        res = teacher.write_all(problems, targs, rt, **kwargs)
+        res = teacher.write_all(problems, targs, rt, cfg.task_args)
         problems = res.problems if res.problems is not None else problems
         traces = res.traces
         (out / "generation.json").write_text(json.dumps(res.record, indent=2, sort_keys=True) + "\n")

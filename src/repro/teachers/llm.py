@@ -1,8 +1,8 @@
 """Teachers that are not programs: an LLM sampled through any generation backend ("llm"), and ready-made
 traces read from a dataset ("dataset").
 
-Both answer a whole problem pool at once (`write_all`), which the generate stage prefers over the
-per-problem `write`.
+Both answer a whole problem pool at once (`write_all(problems, args, runtime, task_args)`), which the
+generate stage prefers over the per-problem `write`.
 
 - "llm": every problem's prompt goes to `model` through `sampling.backend` (transformers, vllm, or an
   OpenAI-compatible server) with the condition's sampling (study B: Qwen3-32B at T 0.6, top-p 0.95,
@@ -107,7 +107,8 @@ class LLMTeacher(Teacher):
     def write(self, problem: Problem, args: TeacherArgs, rng: Any) -> Trace | None:
         raise ReproError("teacher 'llm' answers a whole pool at once: call write_all")
 
-    def write_all(self, problems: list[Problem], args: TeacherArgs, runtime: dict[str, Any]) -> TeacherOutput:
+    def write_all(self, problems: list[Problem], args: TeacherArgs, runtime: dict[str, Any],
+                  task_args: dict[str, Any] | None = None) -> TeacherOutput:
         from repro.generation import Runtime, backend_record, generate
 
         assert isinstance(args, LLMArgs)
