@@ -40,6 +40,8 @@ def variants() -> list[tuple[str, str, str, str]]:
          "analyses.0.args.typer.proposee", "propose"),
         ("task of the training data", BASE.replace("task_args: {n_numbers: 3}", "task_args: {n_number: 3}"),
          "data.task_args.n_number", "n_numbers"),
+        ("backend", BASE + "  eval: {sampling: {backend: vllm, backend_args: {tensor_paralel_size: 2}}}\n",
+         "eval.sampling.backend_args.tensor_paralel_size", "tensor_parallel_size"),
         ("stage section", BASE + "  train: {step: 3}\n", "base.train.step", "steps"),
     ]
 
