@@ -6,7 +6,6 @@ checkpoint, log, determinism, token-loss and generation tests. Run: `pytest test
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import sys
@@ -39,7 +38,8 @@ from repro.models import (
     n_params,
     render_prompt,
 )
-from repro.training import TrainParams, pretrain, sft
+from repro.config import TrainConfig
+from repro.training import RunOptions, pretrain, sft
 
 THREADS = 1  # the CI box has 2 cores shared with other jobs: 1 thread avoids oversubscription
 
@@ -132,19 +132,23 @@ def test_build_model_sizes_and_seed() -> None:
         build_model("huge", tok)
 
 
-def test_train_params_validation() -> None:
-    with pytest.raises(ValueError, match="constant_with_warmup"):
-        TrainParams(max_steps=10, schedule="constant", warmup_steps=2)
-    with pytest.raises(ValueError, match="unknown schedule"):
-        TrainParams(max_steps=10, schedule="step")
-    assert TrainParams(max_steps=100, schedule="cosine", warmup_ratio=0.1).n_warmup() == 10
-    assert TrainParams(max_steps=100, warmup_steps=20, warmup_ratio=0.1).n_warmup() == 20
+def test_train_config_validation() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="constant_with_warmup"):
+        TrainConfig(steps=10, schedule="constant", warmup_steps=2)
+    with pytest.raises(ValidationError, match="schedule"):
+        TrainConfig(steps=10, schedule="step")
+    assert TrainConfig(steps=100, schedule="cosine", warmup_ratio=0.1).n_warmup() == 10
+    assert TrainConfig(steps=100, warmup_steps=20, warmup_ratio=0.1).n_warmup() == 20
 
 
 # ---------------------------------------------------------------------------------------------- SFT run
 
 N_EX, STEPS, CKPTS = 24, 30, [0, 6, 30]
-PARAMS = TrainParams(max_steps=STEPS, lr=1e-2, schedule="constant", batch_size=N_EX, seed=3, max_length=48)
+PARAMS = TrainConfig(steps=STEPS, checkpoints=CKPTS, lr=1e-2, schedule="constant", batch_size=N_EX, seed=3,
+                     max_length=48)
+OPTS = RunOptions(threads=THREADS)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +161,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     model = build_model("xs", tok, seed=0)
     init = {k: v.clone() for k, v in model.state_dict().items()}
     out = tmp_path_factory.mktemp("sft")
-    rows = sft(examples, model, tok, PARAMS, out, checkpoints=CKPTS, threads=THREADS)
+    rows = sft(examples, model, tok, PARAMS, out, OPTS)
     return dict(examples=examples, tok=tok, out=out, rows=rows, init=init)
 
 
@@ -184,12 +188,10 @@ def test_sft_writes_checkpoints_and_log(run: dict) -> None:
 @pytest.mark.slow
 def test_sft_is_deterministic(run: dict, tmp_path: Path) -> None:
     """A re-run with the same seed repeats the fixture's losses (the first steps of its constant-LR run)."""
-    short = dataclasses.replace(PARAMS, max_steps=4)
-    rows = sft(run["examples"], build_model("xs", run["tok"], seed=0), run["tok"], short, tmp_path / "same",
-               threads=THREADS)
+    short = PARAMS.model_copy(update={"steps": 4, "checkpoints": []})
+    rows = sft(run["examples"], build_model("xs", run["tok"], seed=0), run["tok"], short, tmp_path / "same", OPTS)
     assert [r["loss"] for r in rows] == pytest.approx([r["loss"] for r in run["rows"][:4]], abs=1e-6)
-    other = sft(run["examples"], build_model("xs", run["tok"], seed=1), run["tok"], short, tmp_path / "other",
-                threads=THREADS)
+    other = sft(run["examples"], build_model("xs", run["tok"], seed=1), run["tok"], short, tmp_path / "other", OPTS)
     assert abs(other[-1]["loss"] - rows[-1]["loss"]) > 1e-3  # the check can fail
 
 
@@ -217,8 +219,9 @@ def test_token_nll_matches_trl_loss(run: dict, step: int) -> None:
 @pytest.mark.slow
 def test_pretrain_full_loss_matches_token_nll(run: dict, tmp_path: Path) -> None:
     model = build_model("xs", run["tok"], seed=0)
-    params = TrainParams(max_steps=2, lr=1e-2, schedule="constant", batch_size=N_EX, seed=3, max_length=64)
-    rows = pretrain(run["examples"], model, run["tok"], params, tmp_path, checkpoints=[0], threads=THREADS)
+    params = TrainConfig(steps=2, checkpoints=[0], lr=1e-2, schedule="constant", batch_size=N_EX, seed=3,
+                         max_length=64, completion_only_loss=False)
+    rows = pretrain(run["examples"], model, run["tok"], params, tmp_path, OPTS)
     m0, tok = load_pretrained(tmp_path / "checkpoints" / "step-0")
     nll = token_nll(m0, tok, run["examples"], max_length=64, completion_only=False)
     assert summarize(nll)["mean"] == pytest.approx(rows[0]["loss"], rel=1e-4)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 
@@ -19,6 +21,23 @@ class Strict(BaseModel):
     """Base model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+Schedule = Literal["constant", "constant_with_warmup", "cosine", "linear"]
+
+# Fields of TrainConfig / PretrainConfig that were there before the full-scale recipe fields: always dumped
+# (hashed). The newer fields are dumped only when they differ from their default, so specs that leave them
+# alone keep their job ids (the miniatures' ids did not change when the fields were added).
+TRAIN_ID_FIELDS = frozenset({"steps", "checkpoints", "lr", "schedule", "warmup_steps", "warmup_ratio", "batch_size",
+                             "weight_decay", "max_length", "seed"})
+PRETRAIN_ID_FIELDS = frozenset({"mixture", "steps", "lr", "batch_size", "max_length", "seed"})
+
+
+def _drop_default_extras(model: BaseModel, data: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+    """`data` (a dump of `model`) without the fields outside `keep` that hold their default value."""
+    fields = type(model).model_fields
+    return {k: v for k, v in data.items()
+            if k in keep or k not in fields or getattr(model, k) != fields[k].get_default(call_default_factory=True)}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -71,14 +90,27 @@ class TokenizerConfig(Strict):
 
 
 class PretrainConfig(Strict):
-    """How the pretrain stage makes a tiny base model from scratch on a task mixture."""
+    """How the pretrain stage makes a tiny base model from scratch on a task mixture (loss on every token).
+
+    `repro.training.pretrain_recipe` maps it to the trainer's recipe explicitly; the fields below the first
+    six are optional and, at their defaults, left out of the job id (see `_drop_default_extras`)."""
 
     mixture: list[MixtureItem] = Field(description="Tasks in the pretraining mixture, answer-only text.")
     steps: int = Field(300, ge=1, description="Optimizer steps of pretraining.")
     lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
-    batch_size: int = Field(32, ge=1, description="Sequences per optimizer step.")
+    batch_size: int = Field(32, ge=1, description="Global batch: sequences per optimizer step, over all processes.")
     max_length: int = Field(128, ge=8, description="Maximum tokens per sequence.")
     seed: int = Field(0, description="Seed of data sampling and initialisation.")
+    schedule: Schedule = Field("cosine", description="Learning-rate schedule.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Warmup as a share of all steps.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    micro_batch_size: int | None = Field(
+        None, ge=1, description="Sequences per process per forward pass (default: the global batch split over "
+        "the processes); gradient accumulation = batch_size / (micro_batch_size x processes).")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _drop_default_extras(self, handler(self), PRETRAIN_ID_FIELDS)
 
 
 class MixtureItem(Strict):
@@ -119,13 +151,27 @@ class ModelConfig(Strict):
         return self
 
 
-Schedule = Literal["constant", "constant_with_warmup", "cosine", "linear"]
+
+
+class LoraConfig(Strict):
+    """LoRA adapters through `peft` instead of full fine-tuning; checkpoints are saved merged (full weights)."""
+
+    r: int = Field(16, ge=1, description="Rank of the adapters.")
+    alpha: float = Field(16.0, gt=0, description="Scaling numerator (lora_alpha).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] | str = Field(
+        "all-linear", description="Modules to adapt: a list of names, or 'all-linear' (every linear projection).")
 
 
 class TrainConfig(Strict):
-    """Supervised fine-tuning with TRL's SFTTrainer (completion-only loss)."""
+    """Supervised fine-tuning with TRL's SFTTrainer: the recipe (everything that changes the result).
 
-    steps: int = Field(100, ge=1, description="Optimizer steps (the training length).")
+    How it runs (device, precision, processes, launcher, sharding, tracking, resume interval) is not here: see
+    `TrainRuntime` and `Resources`. The batch is global: the micro-batch and gradient accumulation are derived
+    from it and the number of processes, so the recipe is the same on a laptop and on 8 GPUs."""
+
+    steps: int = Field(100, ge=1, description="Optimizer steps (the training length). With `epochs` and "
+                       "`dataset_size` it may be left out: ceil(epochs x dataset_size / batch_size).")
     checkpoints: list[int] = Field(
         default_factory=list,
         description="Extra steps to save and evaluate (0 = the model before SFT); the last step always is.",
@@ -134,16 +180,62 @@ class TrainConfig(Strict):
     schedule: Schedule = Field("constant_with_warmup", description="Learning-rate schedule.")
     warmup_steps: int = Field(0, ge=0, description="Warmup steps (absolute).")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warmup as a share of all steps.")
-    batch_size: int = Field(16, ge=1, description="Global batch size (sequences per optimizer step).")
+    batch_size: int = Field(16, ge=1, description="Global batch size (sequences per optimizer step, all processes).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_length: int = Field(256, ge=8, description="Maximum tokens per example (prompt + completion).")
     seed: int = Field(0, description="Seed of data order and dropout.")
+    epochs: float | None = Field(None, gt=0, description="Training length in passes over `dataset_size` examples "
+                                 "(sets `steps`; the trainer cycles the data when steps outlast it).")
+    dataset_size: int | None = Field(None, ge=1, description="Examples one epoch counts (the training set's size, "
+                                     "e.g. 20480); needed with `epochs`.")
+    micro_batch_size: int | None = Field(
+        None, ge=1, description="Sequences per process per forward pass (default: the global batch split evenly "
+        "over the processes). Gradient accumulation = batch_size / (micro_batch_size x processes), which must "
+        "divide evenly. Only memory and speed depend on it (the loss is the token mean over the global batch).")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2.")
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping by global norm (0 = off).")
+    truncation_side: Literal["right", "left"] = Field(
+        "right", description="Which end of a sequence longer than max_length is cut: right keeps the start.")
+    shuffle: bool = Field(True, description="Shuffle the training data each epoch (seeded); false: file order.")
+    completion_only_loss: bool = Field(True, description="Loss on completion tokens (+eos) only; false: on the "
+                                       "prompt too.")
+    lora: LoraConfig | None = Field(None, description="Train LoRA adapters (peft) instead of all weights.")
+    save_only_model: bool = Field(
+        True, description="Checkpoints hold the model (HF layout) only; false: also the optimizer, scheduler and "
+        "RNG state, so a checkpoint can be trained on (~6x the disk of the weights in bf16).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_from_epochs(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("epochs") is None:
+            return data
+        if data.get("dataset_size") is None:
+            raise ValueError("train.epochs needs train.dataset_size (examples per epoch)")
+        per_step = data.get("batch_size", cls.model_fields["batch_size"].default)
+        steps = math.ceil(float(data["epochs"]) * int(data["dataset_size"]) / int(per_step))
+        if data.get("steps") is not None and int(data["steps"]) != steps:
+            raise ValueError(f"train.steps {data['steps']} disagrees with epochs {data['epochs']} x dataset_size "
+                             f"{data['dataset_size']} / batch_size {per_step} = {steps} steps")
+        return {**data, "steps": steps}
 
     @model_validator(mode="after")
     def _check_warmup(self) -> "TrainConfig":
         if self.schedule == "constant" and (self.warmup_steps or self.warmup_ratio):
             raise ValueError("schedule 'constant' has no warmup; use 'constant_with_warmup'")
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(f"train.batch_size {self.batch_size} is not a multiple of micro_batch_size "
+                             f"{self.micro_batch_size}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        return _drop_default_extras(self, handler(self), TRAIN_ID_FIELDS)
+
+    def n_warmup(self) -> int:
+        """Warmup steps: the larger of warmup_steps and ceil(warmup_ratio x steps)."""
+        return max(self.warmup_steps, math.ceil(self.warmup_ratio * self.steps))
 
     def length_independent(self) -> tuple[bool, str]:
         """Whether runs that differ only in `steps` are prefixes of one run, and why."""
@@ -151,7 +243,38 @@ class TrainConfig(Strict):
             return False, f"schedule {self.schedule!r} decays over the whole run, so each length is its own run"
         if self.warmup_ratio > 0:
             return False, "warmup_ratio makes warmup depend on the run length, so each length is its own run"
+        if self.epochs is not None:
+            return False, "the length is given in epochs, so each length is its own run"
         return True, f"schedule {self.schedule!r} does not depend on the run length: lengths are checkpoints of one run"
+
+
+class TrainRuntime(Strict):
+    """How train and pretrain jobs run: never part of a job id (the same job on a laptop and on 8 GPUs).
+
+    The device is what the job finds: CUDA when present (bf16 autocast, fp32 master weights), else the CPU
+    (fp32). The number of processes comes from the stage's resources (`processes`, `nodes`, `gpus`)."""
+
+    launcher: Literal["torchrun", "accelerate"] = Field(
+        "torchrun", description="Launcher that starts the ranks when a job has more than one process.")
+    distributed: str = Field(
+        "ddp", description="Multi-process strategy: ddp (replicas), fsdp (FSDP full sharding of parameters, "
+        "gradients and optimizer state), zero3 (DeepSpeed ZeRO-3; needs `pip install deepspeed`), or a path to a "
+        "DeepSpeed .json / FSDP .json config (relative paths: from the working directory).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass (less "
+                                         "memory, ~30% slower); CUDA only.")
+    attention: Literal["auto", "sdpa", "flash_attention_2", "eager"] = Field(
+        "auto", description="Attention kernel on CUDA: auto = flash_attention_2 when installed, else sdpa.")
+    padding_free: bool = Field(True, description="On CUDA with flash attention: TRL's padding-free batches "
+                               "(sequences concatenated, no pad tokens). Ignored elsewhere.")
+    save_state_steps: int = Field(
+        0, ge=0, description="Save the full trainer state (optimizer, scheduler, RNG, data position) every N "
+        "steps for resuming (0 = only on SIGTERM). Kept beside the job folder, removed when the job completes.")
+    report_to: list[Literal["none", "wandb", "mlflow", "tensorboard", "trackio"]] = Field(
+        default_factory=lambda: ["none"], description="Experiment trackers (run name = the job folder's name, "
+        "tags = the conditions' axis labels).")
+    tracking_offline: bool = Field(True, description="Trackers write locally (logs/tracking/<job>/); false: "
+                                   "they use their own server settings (WANDB_*, MLFLOW_TRACKING_URI, ...).")
+    tracking_project: str = Field("repro", description="Project / experiment name given to the trackers.")
 
 
 class SamplingConfig(Strict):
@@ -254,7 +377,11 @@ class EvalConfig(Strict):
 class Resources(Strict):
     """What a job asks of a cluster. Never part of a job id."""
 
-    gpus: int = Field(0, ge=0, description="GPUs (SLURM --gpus via the `gpu` resource).")
+    gpus: int = Field(0, ge=0, description="GPUs of the whole job (SLURM --gpus via the `gpu` resource).")
+    nodes: int = Field(1, ge=1, description="Nodes (SLURM --nodes); train/pretrain start their ranks on each.")
+    processes: int | None = Field(
+        None, ge=1, description="Training processes per node (default: the GPUs per node CUDA shows, else 1). "
+        "More than one in all: the job starts them through `train_runtime.launcher`.")
     gpu_model: str | None = Field(None, description="GPU model, e.g. a100 (SLURM gpu_model).")
     cpus: int = Field(1, ge=1, description="CPU cores (cpus_per_task); also torch threads.")
     mem_mb: int = Field(4000, ge=100, description="Memory in MB.")
@@ -297,6 +424,8 @@ class Condition(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation settings.")
     analyses: list[AnalysisConfig] = Field(default_factory=list, description="Analyses of the trained model.")
     resources: StageResources = Field(default_factory=StageResources, description="Cluster resources.")
+    train_runtime: TrainRuntime = Field(
+        default_factory=TrainRuntime, description="How train and pretrain jobs run (never part of a job id).")
     throughput: dict[str, float] = Field(
         default_factory=dict,
         description="Tokens per GPU-second by stage (e.g. {train: 3000, eval: 20000}) for GPU-hour estimates.",

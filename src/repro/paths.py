@@ -4,6 +4,7 @@
         manifest.json                 what the job is (id, stage, config, inputs, summary): deterministic
         run.json                      how this run went (host, times, versions, git commit): DVC ignores it
     results/<stage>/.tmp-<name>-<id>-<pid>/   where a running job writes before the atomic rename
+    results/<stage>/.partial-<name>-<id>/     what a resumable job keeps across a kill (its resume state)
     logs/<stage>/<name>-<id>.log      the engine's log of a job
     reports/index.html, reports/<spec>.html   published reports
 
@@ -47,6 +48,11 @@ def tmp_dir(stage: str, dirname: str) -> Path:
 def checkpoint_dir(train_dir: Path, step: int) -> Path:
     """Where a train job saves the model of `step` (0 = before training), in the HF layout."""
     return Path(train_dir) / "checkpoints" / f"step-{step}"
+
+
+def partial_dir(stage: str, dirname: str) -> Path:
+    """A job's resume folder, beside its output folder: survives a killed run, removed when the job completes."""
+    return results_root() / stage / f".partial-{dirname}"
 
 
 def is_done(outdir: Path) -> bool:

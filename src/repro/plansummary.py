@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from repro.plan import STAGE_ORDER, Job, Plan
+from repro.resources import checkpoint_disk
 
 
 def estimate(job: Job) -> dict[str, float]:
@@ -19,7 +20,9 @@ def estimate(job: Job) -> dict[str, float]:
     c = job.config
     if job.stage == "train":
         t = c["train"]
-        return {"train_tokens": t["steps"] * t["batch_size"] * t["max_length"]}
+        disk = checkpoint_disk(c)
+        return {"train_tokens": t["steps"] * t["batch_size"] * t["max_length"],
+                "checkpoint_GB": round(disk["checkpoints_bytes"] / 1e9, 3)}
     if job.stage == "pretrain":
         p = c["pretrain"]
         return {"train_tokens": p["steps"] * p["batch_size"] * p["max_length"]}
@@ -63,6 +66,36 @@ def _fmt(n: float) -> str:
     return f"{n:g}"
 
 
+def _bytes(n: float) -> str:
+    for unit, div in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n / 1e3:.1f} kB"
+
+
+def _train_runs(plan: Plan, job_ids: list[str], limit: int = 12) -> list[str]:
+    """One line per training run of a spec: length, batch, optimiser, checkpoints and their disk."""
+    runs = [plan.jobs[j] for j in job_ids if plan.jobs[j].stage == "train"]
+    lines = [f"   training runs ({len(runs)}):"] if runs else []
+    for job in runs[:limit]:
+        t = job.config["train"]
+        disk = checkpoint_disk(job.config)
+        ep = f" ({t['epochs']:g} epochs of {t['dataset_size']})" if t.get("epochs") else ""
+        micro = f" (micro {t['micro_batch_size']})" if t.get("micro_batch_size") else ""
+        warm = max(t.get("warmup_steps", 0), -(-t.get("warmup_ratio", 0.0) * t["steps"] // 1))
+        nodes = job.resources.get("nodes") or 1
+        procs = job.resources.get("processes") or (job.resources.get("gpus") or 0) // nodes or 1
+        ckpts = sorted(set(t["checkpoints"]) | {t["steps"]})
+        lines.append(f"     {job.dirname}: {t['steps']} steps{ep}, global batch {t['batch_size']}{micro}, "
+                     f"lr {t['lr']:g} {t['schedule']} warmup {int(warm)} (ratio {t.get('warmup_ratio', 0):g}), "
+                     f"wd {t.get('weight_decay', 0):g}; {procs} process(es) x {job.resources.get('nodes', 1)} node(s); "
+                     f"checkpoints {','.join(map(str, ckpts))}: {len(ckpts)} x {_bytes(disk['checkpoint_bytes'])}"
+                     f" = {_bytes(disk['checkpoints_bytes'])}; resume state {_bytes(disk['resume_state_bytes'])}")
+    if len(runs) > limit:
+        lines.append(f"     ... {len(runs) - limit} more (repro plan --json has every job's config)")
+    return lines
+
+
 def render_summary(plan: Plan, show_jobs: bool = True) -> str:
     lines: list[str] = []
     owners: dict[str, set[str]] = {}
@@ -91,6 +124,7 @@ def render_summary(plan: Plan, show_jobs: bool = True) -> str:
         thr: dict[str, Any] = sp.conditions[0].condition.throughput if sp.conditions else {}
         est = spec_estimate(plan, sp.job_ids, thr)
         lines.append("   estimate: " + ", ".join(f"{k} {_fmt(v)}" for k, v in est.items()))
+        lines.extend(_train_runs(plan, sp.job_ids))
         lines.append("   (shared = used by several conditions; other = also used by another spec)")
     if show_jobs:
         lines.append("")

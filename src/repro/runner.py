@@ -77,7 +77,8 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
     cfg = get_stage(job.stage).job.model_validate(job.config)
     inputs = {role: plan.jobs[jid].outdir for role, jid in job.inputs.items()}
     partial = out.parent / f".partial-{job.dirname}"  # finished items of a killed run; kept until done
-    runtime = {"threads": threads or int(job.resources.get("cpus", 1)), "job_id": job.id, "partial": partial}
+    runtime = {"threads": threads or int(job.resources.get("cpus", 1)), "job_id": job.id, "partial": partial,
+               "dirname": job.dirname, "resources": job.resources, "conditions": job.conditions}
     started, t0 = _now(), time.time()
     log.info("running %s %s -> %s", job.stage, job.id, out)
     try:

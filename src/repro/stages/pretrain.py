@@ -32,9 +32,12 @@ def mixture_docs(cfg: PretrainJob) -> list[dict[str, str]]:
     return docs
 
 
-def run(cfg: PretrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
+def train_here(cfg: PretrainJob, inputs: dict[str, Path], work: Path, runtime: dict[str, Any]) -> None:
+    """One process's (one rank's) part of the job: build tokenizer and model, pretrain into `work`, save
+    `work/model/` (rank 0)."""
+    from repro.launch import rank_options
     from repro.models import build_model, build_tokenizer, n_params, render_prompt, set_threads
-    from repro.training import TrainParams, pretrain, save_checkpoint
+    from repro.training import pretrain, save_checkpoint, world
 
     set_threads(runtime.get("threads"))
     docs = mixture_docs(cfg)
@@ -42,15 +45,25 @@ def run(cfg: PretrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str,
                           kind=cfg.tokenizer.kind, vocab_size=cfg.tokenizer.vocab_size,
                           pretokenizer=cfg.tokenizer.pretokenizer or "gpt2")
     model = build_model(cfg.arch, tok, seed=cfg.init_seed)
-    p = cfg.pretrain
-    params = TrainParams(max_steps=p.steps, lr=p.lr, schedule="cosine", warmup_ratio=0.05,
-                         batch_size=p.batch_size, max_length=p.max_length, seed=p.seed)
-    rows = pretrain(docs, model, tok, params, out, checkpoints=[], threads=runtime.get("threads"))
-    save_checkpoint(model, tok, out / "model", {"step": p.steps, "stage": "pretrain"})
+    pretrain(docs, model, tok, cfg.pretrain, work, rank_options("pretrain", runtime))
+    if world()[0] == 0:
+        model = getattr(model, "module", model)
+        save_checkpoint(model, tok, work / "model", {"step": cfg.pretrain.steps, "stage": "pretrain"})
+        (work / "pretrain_info.json").write_text(json.dumps({"n_docs": len(docs), "params": n_params(model)}))
+
+
+def run(cfg: PretrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
+    from repro.launch import run_training
+
+    run_training("pretrain", cfg, inputs, out, runtime)
+    info = json.loads((out / "pretrain_info.json").read_text())
+    (out / "pretrain_info.json").unlink()
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if r.get("loss") is not None]
     tail = losses[-max(1, len(losses) // 10):]
+    p = cfg.pretrain
     metrics = {"final_loss": round(sum(tail) / len(tail), 6) if tail else None, "steps": p.steps,
-               "n_docs": len(docs), "params": n_params(model), "model_path": "model"}
+               "n_docs": info["n_docs"], "params": info["params"], "model_path": "model"}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 

@@ -1,7 +1,9 @@
 """train: supervised fine-tuning of the student on a filter job's traces (TRL SFTTrainer).
 
-Writes `checkpoints/step-N/` (model + tokenizer) at every step the plan lists (0 = before SFT),
-`train_log.jsonl` (loss, lr, grad norm per step) and `metrics.json` (final loss, examples, checkpoints).
+Writes `checkpoints/step-N/` (HF layout: model + tokenizer) at every step the plan lists (0 = before SFT),
+`train_log.jsonl` (loss, lr, grad norm per step), `train_summary.json` and `metrics.json` (final loss,
+examples, checkpoints). Runs on the job's processes (`repro.launch`: one, or ranks under torchrun /
+accelerate) and resumes a killed or preempted run from its saved trainer state.
 """
 
 from __future__ import annotations
@@ -32,30 +34,36 @@ def load_student(m: ModelConfig, texts: list[str], inputs: dict[str, Path]) -> t
     return model, tok
 
 
-def run(cfg: TrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
+def train_here(cfg: TrainJob, inputs: dict[str, Path], work: Path, runtime: dict[str, Any]) -> None:
+    """One process's (one rank's) part of the job: load data and student, train into `work`."""
+    from repro.errors import ReproError
+    from repro.launch import rank_options
     from repro.models import render_prompt, set_threads
-    from repro.training import TrainParams, sft
+    from repro.training import sft
 
     set_threads(runtime.get("threads"))
     traces = load_traces(inputs["data"])
     if not traces:
-        from repro.errors import ReproError
-
         raise ReproError(f"no training examples: every trace was filtered out in {inputs['data']}")
     examples = [{"prompt": t.prompt, "completion": t.completion} for t in traces]
     texts = [render_prompt(e["prompt"]) + e["completion"] for e in examples]
     model, tok = load_student(cfg.model, texts, inputs)
+    sft(examples, model, tok, cfg.train, work, rank_options("train", runtime))
+
+
+def run(cfg: TrainJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
+    from repro.launch import run_training
+
+    run_training("train", cfg, inputs, out, runtime)
     t = cfg.train
-    params = TrainParams(max_steps=t.steps, lr=t.lr, schedule=t.schedule, warmup_steps=t.warmup_steps,
-                         warmup_ratio=t.warmup_ratio, batch_size=t.batch_size, weight_decay=t.weight_decay,
-                         max_length=t.max_length, seed=t.seed)
-    rows = sft(examples, model, tok, params, out, checkpoints=t.checkpoints, threads=runtime.get("threads"))
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if r.get("loss") is not None]
     tail = losses[-max(1, len(losses) // 10):]
+    n_examples = len(load_traces(inputs["data"]))
     metrics = {
         "final_loss": round(sum(tail) / len(tail), 6) if tail else None,
         "steps": t.steps,
-        "n_examples": len(examples),
+        "n_examples": n_examples,
         "checkpoints": sorted(set(t.checkpoints) | {t.steps}),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
