@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from repro import paths
-from repro.config import JOB_MODELS, TrainRuntime
+from repro.config import TrainRuntime
 from repro.errors import ReproError
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     from repro.training import Preempted
 
     stage = spec["stage"]
-    cfg = JOB_MODELS[stage].model_validate(spec["config"])
+    from repro.stages import get_stage
+
+    cfg = get_stage(stage).job.model_validate(spec["config"])
     inputs = {k: Path(v) for k, v in spec["inputs"].items()}
     try:
         importlib.import_module(f"repro.stages.{stage}").train_here(cfg, inputs, Path(spec["work"]), spec["runtime"])
