@@ -120,6 +120,8 @@ def test_launcher_commands(monkeypatch: pytest.MonkeyPatch) -> None:
                         "-m", "repro.launch", str(job)]
     acc = command("accelerate", 1, 4, job, cuda=True)
     assert "--num_processes=4" in acc and "--multi_gpu" in acc and acc[-3:] == ["-m", "repro.launch", str(job)]
+    assert "--multi_gpu" in command("accelerate", 1, 2, job)  # accelerate's multi-process launcher, CPU too
+    assert "--multi_gpu" not in command("accelerate", 1, 1, job)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     with pytest.raises(ReproError, match="SLURM allocation"):
         command("torchrun", 2, 8, job)

@@ -90,7 +90,8 @@ def command(launcher: str, nodes: int, per_node: int, job_file: Path, run_id: st
     elif launcher == "accelerate":
         argv = [py, "-m", "accelerate.commands.launch", f"--num_processes={nodes * per_node}",
                 f"--num_machines={nodes}", "--mixed_precision=no", "--dynamo_backend=no"]
-        argv += ["--multi_gpu"] if cuda else ["--cpu"] if nodes * per_node > 1 else []
+        # --multi_gpu is accelerate's torch.distributed launcher (on CPU too: its --cpu runs one process)
+        argv += ["--multi_gpu"] if nodes * per_node > 1 else []
         if nodes > 1:
             argv += ["--machine_rank=$SLURM_NODEID", f"--main_process_ip={_rdzv_host()}",
                      f"--main_process_port={RDZV_PORT}"]
