@@ -132,10 +132,10 @@ def test_sigkill_midway_redoes_exactly_that_job(smoke_run: tuple[Path, float]) -
     proc = subprocess.Popen(cmd, cwd=wd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     tmp_glob = f"{outdir.parent.name}/.tmp-{outdir.name}-*"
+    work = wd / "results" / outdir.parent.name / f".partial-{outdir.name}" / "work"  # training writes here
     try:
-        while time.time() < deadline:  # midway: the job's temporary folder holds its first checkpoint
-            tmps = list((wd / "results").glob(tmp_glob))
-            if tmps and list(tmps[0].glob("checkpoints/step-*")):
+        while time.time() < deadline:  # midway: the job's resume folder holds its first checkpoint
+            if list(work.glob("checkpoints/step-*")):
                 break
             assert proc.poll() is None, "run finished before it could be killed"
             time.sleep(0.2)
@@ -151,5 +151,6 @@ def test_sigkill_midway_redoes_exactly_that_job(smoke_run: tuple[Path, float]) -
     assert r.returncode == 0, r.stderr[-3000:]
     assert (outdir / "manifest.json").exists()
     assert not list((wd / "results").glob(tmp_glob)), "stale temporary folder not cleaned"
+    assert not work.parent.exists(), "resume folder not removed after the job completed"
     after = {s: (wd / by_stage[s]["outdir"] / "manifest.json").stat().st_mtime for s in ("generate", "filter")}
     assert before == after, "upstream jobs were redone"

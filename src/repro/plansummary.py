@@ -133,5 +133,6 @@ def render_summary(plan: Plan, show_jobs: bool = True) -> str:
             r = j.resources
             gpu = (f" {r['gpus']}x{r['gpu_model']}" if r.get("gpu_model") else f" {r['gpus']}gpu") if r.get("gpus") else ""
             res = f"{r['cpus']}cpu {r['mem_mb'] // 1000}G{gpu} {r['runtime_min']}m" + (f" @{r['partition']}" if r.get("partition") else "")
+            res += (f" {r['nodes']}nodes" if r.get("nodes") else "") + (f" x{r['processes']}proc" if r.get("processes") else "")
             lines.append(f"{j.stage:<9} {j.id:<13} {'done' if j.done() else 'todo':<5} {res:<30} {j.dirname}")
     return "\n".join(lines)
