@@ -10,9 +10,8 @@ Fields that only say how or where a job runs (`resources`, `runtime`) are kept o
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import math
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
