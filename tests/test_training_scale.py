@@ -334,7 +334,7 @@ def test_full_scale_specs_validate_and_plan(name: str) -> None:
 
 def test_full_b_is_study_b() -> None:
     """Acceptance numbers of study B's plan: students, 640 steps = 8 epochs of 20,480 at batch 256, the
-    evaluated steps, the optimiser; the teacher's sampling is in the spec's ISSUE-13 block until merged."""
+    evaluated steps, the optimiser, the teacher's sampling."""
     from repro.plan import build_plan
 
     plan = build_plan([str(REPO / "experiments" / "full_b.yaml")])
@@ -352,7 +352,11 @@ def test_full_b_is_study_b() -> None:
     assert sorted({e["step"] for e in cot14["evals"]}) == [0, 10, 20, 40, 80, 160, 320, 480, 640]
     s = main["qwen3-14b-math-cot"].eval.sampling
     assert (s.temperature, s.top_p, s.n_samples) == (0.6, 0.95, 3)
-    text = (REPO / "experiments" / "full_b.yaml").read_text()
-    assert "temperature: 0.6, top_p: 0.95, top_k: 20" in text  # the teacher's sampling (ISSUE-13 block)
+    teacher = main["qwen3-14b-math-cot"].data.teacher
+    ts = teacher.args["sampling"]
+    assert (teacher.name, teacher.args["model"]) == ("llm", "Qwen/Qwen3-32B")
+    assert (ts["temperature"], ts["top_p"], ts["top_k"], ts["max_new_tokens"]) == (0.6, 0.95, 20, 16384)
+    aime = [b for b in main["qwen3-14b-math-cot"].eval.benchmarks if b.name == "aime24"][0]
+    assert aime.sampling is not None and aime.sampling.n_samples == 10
     assert main["14b-ep16-cosine"].train.steps == 1280 and main["14b-2.5k-ep8-bs32"].train.steps == 640
     assert main["14b-20k-ep1-bs32"].train.steps == 640
