@@ -1,7 +1,7 @@
 """Two-hop knowledge-graph task ("twohop"): study C's synthetic composition task at small scale.
 
 Owns the knowledge graph (`build_kg`) and its splits, following the generator of study C
-(papers.md §3.2, `composition.ipynb`):
+(docs/studies.md §3.2, `composition.ipynb`):
 
 - entities `e0..e{N-1}`, relations `r0..r{R-1}`; every head h gets `out_degree` distinct relations, each
   with a uniformly drawn tail: the atomic facts (h, r, t);

@@ -1,6 +1,6 @@
 """Programmatic teachers: verified traces in controlled reasoning styles, every step typed.
 
-Owns the teachers of the three miniatures (papers.md §6):
+Owns the teachers of the three miniatures (docs/studies.md §6):
 
 - "convergent" / "divergent" (study A: gpt-oss-like vs R1-like), "nocot", "lowquality" for countdown and
   modarith; "search" (Countdown DFS with explicit backtracking) for countdown;
