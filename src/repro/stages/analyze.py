@@ -143,7 +143,8 @@ def logit_lens(cfg: AnalyzeJob, args: LogitLensArgs, inputs: dict[str, Path], ou
     gen_cfg = json.loads((inputs["generate"] / "manifest.json").read_text())["config"]
     task = get_task("twohop")
     targs = task.Args(**gen_cfg["task_args"])
-    cot = any(len(t.completion.split()) == 2 for t in traces if t.meta.get("kind") == "twohop")
+    kinds = {d["id"]: d["meta"].get("kind") for d in read_jsonl(inputs["generate"] / "problems.jsonl")}
+    cot = any(len(t.completion.split()) == 2 for t in traces if kinds.get(t.problem_id) == "twohop")
     n = args.n
     splits: dict[str, Any] = {}
     layers = None
