@@ -23,57 +23,10 @@ from repro.plan import Job, Plan, build_plan
 from repro.records import STEP_TYPES, Problem, Trace, read_jsonl
 from repro.tasks import get_task
 
-MODARITH = "{n_ops: 2, ood_n_ops: 3, modulus: 5}"
-EVERY = f"""\
-name: every
-title: Every stage, tiny
-hypothesis: The machinery runs.
-base:
-  data: {{task: modarith, task_args: {MODARITH}, n: 24, seed: 0, teacher: {{name: convergent}}}}
-  filters: [{{name: verified}}]
-  model:
-    source: pretrain
-    arch: xs
-    tokenizer: {{kind: bpe, vocab_size: 300}}
-    pretrain:
-      mixture:
-        - {{task: modarith, task_args: {MODARITH}, n: 24}}
-        - {{task: safety, n: 8}}
-      steps: 3
-      batch_size: 8
-      max_length: 64
-  train: {{steps: 3, checkpoints: [0], lr: 1.0e-3, schedule: constant, batch_size: 8, max_length: 192}}
-  eval:
-    benchmarks:
-      - {{name: ma-id, task: modarith, split: id, n: 5, role: id}}
-      - {{name: ma-ood, task: modarith, split: ood, n: 4, role: ood}}
-    sampling: {{max_new_tokens: 24}}
-    steps: [3]
-  analyses: [{{name: token_loss, args: {{max_examples: 6, bins: 10}}}}, {{name: steps}}]
-  resources: {{train: {{cpus: 1}}, eval: {{cpus: 1}}, pretrain: {{cpus: 1}}, analyze: {{cpus: 1}}}}
-"""
-LENS = """\
-name: lens
-title: Logit lens, tiny
-base:
-  data:
-    task: twohop
-    task_args: {n_entities: 30, n_relations: 6, out_degree: 3, ood_ratio: 0.3, phi: 2.0, iid_test_prob: 0.1}
-    n: 60
-    seed: 0
-    teacher: {name: noisy, args: {cot: true, xi: 0.0, where: t}}
-  model:
-    source: scratch
-    arch: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2}
-    tokenizer: {kind: word, vocab_size: 128}
-  train: {steps: 3, lr: 1.0e-3, schedule: constant, batch_size: 16, max_length: 16}
-  eval:
-    benchmarks:
-      - {name: th-id, task: twohop, split: id, n: 4, role: id}
-    sampling: {max_new_tokens: 4}
-  analyses: [{name: logit_lens, args: {n: 6}}]
-  resources: {train: {cpus: 1}, eval: {cpus: 1}, analyze: {cpus: 1}}
-"""
+from conftest import FIXTURES
+
+EVERY = (FIXTURES / "tiny_every.yaml").read_text()
+LENS = (FIXTURES / "tiny_lens.yaml").read_text()
 
 
 def run_jobs(plan: Plan, specs: list[str], jobs: list[Job]) -> None:

@@ -8,6 +8,9 @@ difference is the job's own. Every file is compared by sha256 except those DVC d
 (`NOT_HASHED`, listed in .dvcignore: run.json, which holds timings), so "identical" here means the
 same md5 in dvc.lock. Data stages (generate, filter), evaluation of a fixed checkpoint and analyses must
 match bit for bit on CPU (exit 1 otherwise); for training the final-loss difference is reported too.
+
+Exit codes: 0 when every job is as expected; 1 when a job that must match bit for bit differs (its line
+names the differing files), or when a job to verify has not run yet; 2 for an id that is not in the plan.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from pathlib import Path
 
 from repro import paths
 from repro.errors import ReproError
-from repro.plan import STAGE_ORDER, Job, Plan, build_plan
-from repro.stages import get_stage
+from repro.plan import Job, Plan, build_plan
+from repro.stages import STAGE_NAMES, get_stage
 
 NOT_HASHED = (paths.RUN_RECORD,)  # what .dvcignore keeps out of DVC's hash of a job folder
 
@@ -72,22 +75,41 @@ def verify_job(plan: Plan, job: Job, scratch: Path) -> dict[str, object]:
             os.environ["REPRO_RESULTS"] = old
 
 
-def verify(targets: list[str], sets: list[str], scratch: str | None = None) -> int:
+def select_jobs(targets: list[str], sets: list[str]) -> tuple[Plan, list[Job]]:
+    """The plan of the targets' specs (else params.yaml's) and the finished jobs to verify: the named ids,
+    or every job of the specs but their reports. Unknown ids exit 2; jobs not done yet exit 1."""
     spec_files = [t for t in targets if t.endswith((".yaml", ".yml"))]
-    ids = [t.rsplit("-", 1)[-1] for t in targets if t not in spec_files]
+    names = [t for t in targets if t not in spec_files]
     if not spec_files:  # jobs of the default experiments: params.yaml's specs and sets
-        from repro.dvcgen import resolve
-
-        spec_files, sets, _ = resolve(None, sets)
+        spec_files, default_sets = paths.default_params()
+        sets = sets or default_sets
+        if not spec_files:
+            raise ReproError(f"no spec file among {', '.join(targets)} and no specs in {paths.PARAMS}: "
+                             "name the spec the jobs belong to", exit_code=2)
     plan = build_plan(spec_files, sets)
-    jobs = [plan.jobs[i] for i in ids if i in plan.jobs] if ids else [j for j in plan.jobs.values() if j.stage != "report"]
-    missing = [i for i in ids if i not in plan.jobs]
-    if missing:
-        raise ReproError(f"unknown job ids: {', '.join(missing)}")
+    ids = {n: n.rsplit("-", 1)[-1] for n in names}
+    unknown = [n for n, i in ids.items() if i not in plan.jobs]
+    if unknown:
+        raise ReproError(f"unknown job id{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: not in the plan of "
+                         f"{', '.join(spec_files)} (`repro plan` lists the jobs)", exit_code=2)
+    if names:
+        jobs = [plan.jobs[i] for i in dict.fromkeys(ids.values())]
+    else:
+        jobs = [j for j in plan.jobs.values() if j.stage != "report"]
     not_done = [j for j in jobs if not j.done()]
     if not_done:
-        raise ReproError(f"{len(not_done)} jobs are not done yet (e.g. {not_done[0].stage}/{not_done[0].dirname}): run them first")
-    jobs.sort(key=lambda j: STAGE_ORDER.index(j.stage))
+        listed = ", ".join(f"{j.stage}/{j.dirname}" for j in not_done[:5]) + (" ..." if len(not_done) > 5 else "")
+        raise ReproError(f"{len(not_done)} of {len(jobs)} jobs to verify {'is' if len(not_done) == 1 else 'are'} "
+                         f"not done yet ({listed}): run {'it' if len(not_done) == 1 else 'them'} first "
+                         "(`repro run ID`, or snakemake), then verify")
+    return plan, jobs
+
+
+def verify(targets: list[str], sets: list[str], scratch: str | None = None) -> int:
+    """Rerun the targets' jobs in a scratch results root and compare; print one line per job; return the
+    exit code: 1 when a job whose stage must rerun bit for bit differs (the line names the files)."""
+    plan, jobs = select_jobs(targets, sets)
+    jobs.sort(key=lambda j: STAGE_NAMES.index(j.stage))
     root = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="repro-verify-"))
     bad = 0
     try:
