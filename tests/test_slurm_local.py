@@ -106,7 +106,9 @@ def test_profile_runs_every_job_as_slurm_job(
     assert gpu_job.get("TresPerJob") == "gres:gpu:1", gpu_job
     assert "cuda=none" not in (tmp_path / "out" / "gpu.txt").read_text()
     for name in ("a", "c"):
-        assert "gpu" not in show_job(ran_in[name], slurm_env).get("TresPerJob", ""), name
+        job = show_job(ran_in[name], slurm_env)
+        assert job.get("JobId") == ran_in[name], (name, job)  # scontrol answered (show_job gives {} if not)
+        assert "gpu" not in job.get("TresPerJob", ""), (name, job)
 
 
 def test_deadline_kills_snakemake_and_cancels_its_jobs(slurm_env: dict[str, str], tmp_path: Path) -> None:
