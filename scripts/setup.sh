@@ -6,6 +6,8 @@
 # PyTorch: a machine without an NVIDIA GPU gets the CPU build of torch==2.13.0 (from a local wheel when pip
 # can see one, else from PyTorch's CPU index); a GPU machine gets the default (CUDA) build of the same pin.
 # REPRO_TORCH="" keeps whatever torch the environment already has; REPRO_TORCH=SPEC installs that instead.
+# PYTHON=/path/to/python3 picks the interpreter the environment is made from (default: python3 on PATH);
+# when there is none and this runs as root on Debian/Ubuntu, python3 and python3-venv are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${REPRO_VENV:-.venv}
@@ -32,6 +34,14 @@ if [[ "${1:-}" == "--test" ]]; then
   extra="[dev]"
 else
   extra=""
+fi
+
+if ! command -v "$PY_SYS" >/dev/null; then  # a bare Debian/Ubuntu image has no Python at all
+  apt_install python3 python3-venv || { echo "setup: no $PY_SYS found; install Python >= 3.10" >&2; exit 1; }
+fi
+if ! "$PY_SYS" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  echo "setup: $PY_SYS is Python $("$PY_SYS" -V 2>&1); repro needs >= 3.10 (set PYTHON=/path/to/python3.X)" >&2
+  exit 1
 fi
 
 if [[ ! -x "$VENV/bin/python" ]]; then
