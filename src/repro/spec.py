@@ -22,23 +22,40 @@ from typing import Any, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from repro.claimchecks import Check, check_selectors, precheck
 from repro.config import Condition, Strict
 from repro.errors import SpecError, spec_error
 from repro.identity import canonical_json
 
 
 class Claim(Strict):
-    """A paper's claim that the report checks against this run's numbers."""
+    """A paper's claim that the report tests on this run (an effect, its 95% interval and a verdict)."""
 
     id: str = Field(description="Short id, e.g. C-F1.")
     paper: str = Field(description="Paper (arXiv id) the claim comes from.")
     claim: str = Field(description="The claim in words.")
     number: str = Field("", description="The paper's number(s), as text, with the source tag.")
-    check: dict[str, Any] = Field(
-        default_factory=dict,
-        description="How to test the direction on this run: {metric, role, higher: {axis: value}, "
-        "lower: {axis: value}} or another kind the report knows (see experiments/README.md).",
-    )
+    design: bool = Field(False, description="A design check: a property of the inputs by construction (e.g. "
+                         "the teacher's own branching rate), shown apart from the findings.")
+    caveat: str = Field("", description="What the miniature lacks to show the finding (shown with the verdict).")
+    check: Check = Field(description="How to test it on this run: a check kind (`kind`, default greater) and its "
+                         "arguments; see repro.claimchecks and experiments/README.md.")
+
+    @field_validator("check", mode="before")
+    @classmethod
+    def _check_keys(cls, v: Any) -> Any:
+        return precheck(v)
+
+
+class Replicates(Strict):
+    """k training seeds per condition: seed i adds i to train.seed (data order) and, for models made from
+    scratch, to model.init_seed. Seed 0 is the condition itself (same job ids), so raising k runs only the
+    new seeds; data, filter and pretrain jobs are shared by all seeds."""
+
+    seeds: int = Field(1, ge=1, le=100, description="Seeds per condition (k).")
+    only: list[dict[str, str | list[str]]] = Field(
+        default_factory=list, description="If given, only conditions matching one of these {axis: value(s)} "
+        "rules get k seeds; the others run once.")
 
 
 class Spec(Strict):
@@ -64,6 +81,7 @@ class Spec(Strict):
         default_factory=dict, description="Extra named conditions: name -> overrides of `base`."
     )
     claims: list[Claim] = Field(default_factory=list, description="Claims the report checks.")
+    replicates: Replicates = Field(default_factory=Replicates, description="Training seeds per condition.")
 
     @field_validator("axes")
     @classmethod
@@ -285,7 +303,7 @@ def load(path: str | Path, sets: list[str] | None = None) -> tuple[Spec, list[Na
         spec = Spec.model_validate(raw)
     except ValidationError as e:
         raise SpecError(_pyd_problems(shown, "", e, Spec)) from None
-    conds = expand(spec, base_raw if isinstance(base_raw, dict) else {}, shown)
+    conds = replicate(spec, expand(spec, base_raw if isinstance(base_raw, dict) else {}, shown), shown)
     from repro.validate import check_registries  # registries import task code; keep spec.py light
 
     check_registries(shown, conds)
@@ -479,3 +497,38 @@ def spec_schema() -> dict[str, Any]:
     the example specs reference (`# yaml-language-server: $schema=spec.schema.json`) so editors complete
     and check their fields. Component arguments (`args`, `task_args`) are checked by `repro validate`."""
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Spec.model_json_schema()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Replicates and claim selectors (issue 16)
+
+
+def replicate(spec: Spec, conds: list[NamedCondition], file: str) -> list[NamedCondition]:
+    """Each condition (matching `replicates.only`) k times, labelled seed s0..s{k-1}; then check the claims'
+    selectors against the resulting labels."""
+    r = spec.replicates
+    for key, rules in (("replicates.only", r.only),):
+        for i, rule in enumerate(rules):
+            for a in rule:
+                if a not in spec.axes:
+                    raise spec_error(file, f"{key}.{i}.{a}", f"unknown axis; axes are: {', '.join(spec.axes) or '(none)'}")
+    out: list[NamedCondition] = []
+    copies: dict[tuple[int, int], Any] = {}  # (id(section), i) -> its copy: equal sections stay one object
+    for nc in conds:
+        if r.seeds == 1 or (r.only and not any(_matches(nc.labels, rule) for rule in r.only)):
+            out.append(nc)
+            continue
+        c = nc.condition
+        for i in range(r.seeds):
+            model = c.model
+            if c.model.source == "scratch":
+                model = copies.setdefault((id(c.model), i), c.model.model_copy(update={"init_seed": c.model.init_seed + i}))
+            train = copies.setdefault((id(c.train), i), c.train.model_copy(update={"seed": c.train.seed + i}))
+            cond = c.model_copy(update={"train": train, "model": model})
+            out.append(NamedCondition(f"{nc.name}-s{i}", {**nc.labels, "seed": f"s{i}"}, cond))
+    labels = [nc.labels for nc in out]
+    problems = [(file, f"claims.{i}.check.{path}", msg) for i, cl in enumerate(spec.claims)
+                for path, msg in check_selectors(cl.check, labels)]
+    if problems:
+        raise SpecError(problems)
+    return out
