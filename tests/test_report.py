@@ -42,7 +42,7 @@ CLAIMS: list[dict[str, Any]] = [
      "check": {"kind": "decreasing", "role": "ood", "axis": "xi", "where": {"teacher": "G", "filter": "none"}}},
     {"id": "C-F2", "paper": "2502.04667", "claim": "Bridge resolved earlier with CoT", "number": "layer 3 vs 5",
      "check": {"kind": "layer_shallower", "split": "id", "shallower": {"teacher": "G"}, "deeper": {"teacher": "D"}}},
-    {"id": "A-OV", "paper": "2604.01702", "claim": "Branch and length filters overlap little", "number": "",
+    {"id": "A-OV", "paper": "2604.01702", "claim": "Branch and length filters overlap little", "number": "", "design": True,
      "check": {"kind": "overlap_below", "a": {"filter": "branch"}, "b": {"filter": "length"}, "threshold": 0.5}},
     {"id": "A-GAP", "paper": "2604.01702", "claim": "xi hurts G more than the branch filter helps D", "number": "",
      "check": {"kind": "gap_greater", "role": "ood",
@@ -52,12 +52,19 @@ CLAIMS: list[dict[str, Any]] = [
      "check": {"metric": "refusal_rate", "role": "safety", "higher_step": 0, "higher": {"teacher": "D"},
                "lower": {"teacher": "D"}}},
     {"id": "A-T2", "paper": "2604.01702", "claim": "Divergent data has more Propose steps", "number": "33.3% vs 22.5%",
+     "design": True, "caveat": "the teachers are built with these rates",
      "check": {"metric": "steps.train.mix.Propose", "higher": {"teacher": "D"}, "lower": {"teacher": "G"}}},
     {"id": "X-NA", "paper": "none", "claim": "Unmeasurable here", "number": "",
      "check": {"metric": "accuracy", "role": "no-such-benchmark", "higher": {"teacher": "G"}, "lower": {"teacher": "D"}}},
 ]
-EXPECTED = {"A-T1": True, "A-F1": True, "B-F6": False, "B-F3": True, "C-F3": True, "C-F2": True, "A-OV": True,
-            "A-GAP": True, "B-SFT": True, "A-T2": True, "X-NA": None}
+EXPECTED = {"A-T1": "reproduced", "A-F1": "reproduced", "B-F6": "contradicted", "B-F3": "reproduced",
+            "C-F3": "reproduced", "C-F2": "not measurable", "A-OV": "same direction, not significant", "A-GAP": "reproduced",
+            "B-SFT": "reproduced", "A-T2": "reproduced", "X-NA": "not measurable"}
+
+
+COMPLETION = {"G": "First we add.\n\nPerhaps try 3.\n\nSo 7.",
+              "D": "Perhaps a.\n\nAlternatively b.\n\nPerhaps c.\n\nSo 7."}
+REFUSAL = "I cannot help with that."
 
 
 def _dump(path: Path, obj: Any) -> None:
@@ -106,7 +113,7 @@ def build(fake: Fake) -> tuple[ReportJob, dict[str, Path]]:
         ids = [f"{teacher}{i}" for i in range(20)]
         gen = fake.job("generate", f"countdown-{teacher}", teacher, {
             "stats.json": {"problems": 20, "traces": 20, "unsolved": 0},
-            "traces.jsonl": [{"problem_id": i, "task": "countdown", "teacher": teacher, "prompt": "p", "completion": "c",
+            "traces.jsonl": [{"problem_id": i, "task": "countdown", "teacher": teacher, "prompt": "p", "completion": COMPLETION[teacher],
                               "answer": "1", "gold": "1", "steps": [{"type": "Propose", "text": "x"}], "meta": {}} for i in ids]})
         dropped = {"branch": {i: "branchy" for i in ids[:4]}, "length": {i: "long" for i in ids[3:7]}}.get(filt, {})
         fid = fake.job("filter", f"{teacher}-{filt}-{xi_s}", [teacher, filt, xi_s], {
@@ -126,9 +133,14 @@ def build(fake: Fake) -> tuple[ReportJob, dict[str, Path]]:
                 m = {"benchmark": bench, "task": "countdown", "split": role, "role": role, "step": step, "n_items": 50,
                      "n_samples": 1, "accuracy": a, "ci_low": max(0.0, a - 0.1), "ci_high": min(1.0, a + 0.1),
                      "mean_response_tokens": 40 + (80 - step if step else 0), "finished_rate": 0.9, "trapped_rate": 0.1}
+                samples = [{"problem_id": f"{bench}-{i}", "sample": 0, "output": "x", "pred": "1", "correct": i < round(a * 50),
+                            "n_tokens": m["mean_response_tokens"], "finished": True, "answered": True} for i in range(50)]
                 if role == "safety":
                     m.update({"refusal_rate": {"G": 0.3, "D": 0.5}[teacher] - step / 400, "harm_score": 2.0})
-                files.update({f"{bench}/metrics.json": m, f"{bench}/samples.jsonl": []})
+                    for i, row in enumerate(samples):
+                        refuse = i < round(m["refusal_rate"] * 50)
+                        row.update({"output": REFUSAL if refuse else "Sure: 1", "harm_score": 1 if refuse else 5})
+                files.update({f"{bench}/metrics.json": m, f"{bench}/samples.jsonl": samples})
             eid = fake.job("eval", f"cd-id+cd-ood+harm-step{step}", [name, step], files)
             evals += [{"benchmark": bench, "role": role, "step": step, "id": eid}
                       for bench, role in (("cd-id", "id"), ("cd-ood", "ood"), ("harm", "safety"))]
@@ -184,13 +196,21 @@ def test_claims_directions(world: dict[str, Any]) -> None:
     from repro.report.collect import collect
 
     got = {c["id"]: c for c in evaluate(CLAIMS, collect(world["cfg"], world["inputs"]))}
-    assert {k: v["direction_matches"] for k, v in got.items()} == EXPECTED
-    assert "0.6" in got["A-T1"]["measured"] or "0.7" in got["A-T1"]["measured"]
-    assert "Spearman" in got["C-F3"]["measured"]
-    assert got["X-NA"]["measured"].startswith("not measured")
-    assert "at step 0 0.5 (n=5) vs teacher=D at step final 0.4 (n=5)" in got["B-SFT"]["measured"]
-    assert "gaps" in got["A-GAP"]["measured"] and "0.21" in got["A-GAP"]["measured"]
-    assert "Jaccard" in got["A-OV"]["measured"] and "1 shared" in got["A-OV"]["measured"]
+    assert {k: v["verdict"] for k, v in got.items()} == EXPECTED
+    for c in got.values():  # every measurable claim carries an effect and an interval around it
+        if c["verdict"] != "not measurable":
+            assert c["ci_low"] <= c["effect"] <= c["ci_high"], c
+    assert "teacher=G 0.627 (3 conditions, 3 runs) vs teacher=D 0.424 (5 conditions" in got["A-T1"]["measured"]
+    assert abs(got["A-T1"]["effect"] - (0.627 - 0.424)) < 0.002 and 0.1 < got["A-T1"]["ci_low"] < 0.2
+    assert "slope -0.573" in got["C-F3"]["measured"] and got["C-F3"]["effects"][0]["direction"] == -1
+    assert got["X-NA"]["why"].startswith("no accuracy (no-such-benchmark)")
+    assert "no interval (add replicates)" in got["C-F2"]["why"]
+    assert "at step 0 0.5 (5 conditions, 5 runs) vs teacher=D at step final 0.4" in got["B-SFT"]["measured"]
+    assert "gaps" in got["A-GAP"]["measured"] and "= 0.2" in got["A-GAP"]["measured"]
+    assert "Jaccard" in got["A-OV"]["measured"] and "1 dropped by both" in got["A-OV"]["measured"]
+    assert [e["label"] for e in got["B-F3"]["effects"]] == ["dip (step 0 - minimum)", "recovery (final - minimum)"]
+    # the teachers' Propose share, re-typed per trace: G 1/3, D 3/4
+    assert abs(got["A-T2"]["effect"] - (0.75 - 1 / 3)) < 1e-6 and got["A-T2"]["design"]
 
 
 def test_report_sections_and_summary(world: dict[str, Any]) -> None:
@@ -199,7 +219,7 @@ def test_report_sections_and_summary(world: dict[str, Any]) -> None:
                 "filters", "safety", "logit-lens", "sweep-xi", "provenance"):
         assert f"<section id='{sid}'>" in page, sid
     srcs = re.findall(r"<img[^>]*\ssrc='([^']*)'", page)
-    assert len(srcs) == 11 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 12 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert len(re.findall(r"<img[^>]*\salt='[^']{20,}'", page)) == len(srcs)
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page)
     assert "Tiny study &lt;A &amp; C&gt;" in page  # escaped
@@ -207,9 +227,12 @@ def test_report_sections_and_summary(world: dict[str, Any]) -> None:
     assert "testhost" in page and "abc1234" in page
     s = json.loads((world["report"] / "summary.json").read_text())
     assert s["spec"] == "tiny" and s["n_conditions"] == 8 and s["status"] == "complete"
-    assert s["headline"].startswith("9 of 10 checked claims") and s["headline"].endswith(".")
-    assert {c["id"]: c["direction_matches"] for c in s["claims"]} == EXPECTED
-    assert set(s["claims"][0]) == {"id", "claim", "paper_number", "measured", "direction_matches"}
+    assert s["headline"].startswith("6 of 9 findings reproduced at 95%, 0 in the paper's direction but not "
+                                     "significant, 1 contradicted, 2 not measurable") and s["headline"].endswith(".")
+    assert "<h3>Design checks</h3>" in page and "the teachers are built with these rates" in page
+    assert {c["id"]: c["verdict"] for c in s["claims"]} == EXPECTED
+    assert {"effect", "ci_low", "ci_high", "verdict", "why", "effects", "design", "caveat"} <= set(s["claims"][0])
+    assert "All claims: effects and 95% intervals" not in page and "Forest plot of 12 claim effects" in page
     # the engine recorded the stage's summary in the manifest
     m = json.loads((world["report"] / "manifest.json").read_text())
     assert m["summary"]["n_figures"] == len(srcs)
@@ -225,10 +248,10 @@ def test_publish_index(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     assert (reports / "tiny.html").read_bytes() == (world["report"] / "report.html").read_bytes()
     assert not (reports / "other.html").exists()
     index = (reports / "index.html").read_text()
-    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "9 / 10" in index
+    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "6 / 9" in index
     assert "other: not run" in text and not list(reports.glob(".*tmp*"))
     m = json.loads((reports / "metrics.json").read_text())
-    assert list(m) == ["tiny"] and m["tiny"]["claims_matching"] == 9 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
+    assert list(m) == ["tiny"] and m["tiny"]["findings_reproduced"] == 6 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
     curves = (reports / "curves.csv").read_text().splitlines()
     assert curves[0] == "spec,condition,benchmark,role,step,accuracy" and len(curves) == 1 + 8 * 3 * 4
     assert "tiny,G-none-0.05,cd-id,id,0,0.3" in curves
@@ -262,8 +285,8 @@ def test_missing_jobs_are_skipped(world: dict[str, Any], tmp_path: Path) -> None
     assert "<section id='logit-lens'>" not in page and "<section id='token-loss'>" not in page
     assert "<section id='accuracy'>" in page and "missing or without a manifest" in page
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
-    by_id = {c["id"]: c["direction_matches"] for c in s["claims"]}
-    assert by_id["C-F2"] is None and by_id["A-T1"] is True
+    by_id = {c["id"]: c["verdict"] for c in s["claims"]}
+    assert by_id["C-F2"] == "not measurable" and by_id["A-T1"] == "reproduced"
 
 
 def test_empty_report(tmp_path: Path) -> None:
@@ -293,4 +316,8 @@ def test_pages_in_browser(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
         assert r["broken_images"] == [], r["broken_images"]
         assert (ARTIFACTS / shot).stat().st_size > 1000
     r = check_page(world["root"] / "reports" / "tiny.html")
-    assert r["n_images"] == 11 and "Tiny study" in r["title"] and "Claims" in r["text"]
+    assert r["n_images"] == 12 and "Tiny study" in r["title"] and "Claims" in r["text"]
+    # the claims table as a reader sees it: verdicts, effects with intervals, design checks apart
+    for text in ("Findings (9:", "Design checks", "reproduced", "contradicted", "not measurable",
+                 "our effect [95% interval]", "difference: 0.203 ["):
+        assert text in r["text"], text

@@ -35,6 +35,7 @@ METRIC_DOC = (
     "steps.train.transitions.<A>.<B>, steps.outputs.<benchmark>.mix.<Type>, steps.outputs.<benchmark>.trapped_rate, "
     "logit_lens.<split>.resolved_layer."
 )
+PROPORTIONS = ("accuracy", "finished_rate", "trapped_rate", "refusal_rate")  # shares: shown unscaled
 ANALYSES = ("token_loss", "steps", "logit_lens")
 
 

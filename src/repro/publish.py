@@ -59,15 +59,15 @@ def index_html(entries: list[dict[str, Any]]) -> str:
         badge = "done" if e["done"] else "not-run"
         state = e.get("status") if e["done"] else "not run"
         claims = e.get("claims") or []
-        checked = [c for c in claims if c.get("direction_matches") is not None]
-        cl = f"{sum(bool(c['direction_matches']) for c in checked)} / {len(checked)}" if checked else "–"
+        findings = [c for c in claims if not c.get("design")]
+        cl = f"{sum(c.get('verdict') == 'reproduced' for c in findings)} / {len(findings)}" if findings else "–"
         rows.append(f"<tr><td>{link}<br><code class='muted'>{esc(e['spec'])}</code></td>"
                     f"<td><span class='badge {badge}'>{esc(state)}</span></td>"
                     f"<td class='num'>{esc(e.get('n_conditions', '–'))}</td><td class='num'>{esc(cl)}</td>"
                     f"<td>{esc(e.get('headline') or 'The report job has not run yet.')}</td>"
                     f"<td><code class='muted'>{esc(e['source'])}</code></td></tr>")
     table = ("<div class='scroll'><table><thead><tr><th scope='col'>experiment</th><th scope='col'>status</th>"
-             "<th scope='col'>conditions</th><th scope='col'>claims matching</th><th scope='col'>headline</th>"
+             "<th scope='col'>conditions</th><th scope='col'>findings reproduced (95%)</th><th scope='col'>headline</th>"
              "<th scope='col'>spec file</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
     n_done = sum(e["done"] for e in entries)
     header = ("<h1>Experiment reports</h1>"
@@ -83,9 +83,9 @@ def metrics(entries: list[dict[str, Any]]) -> dict[str, Any]:
     for e in entries:
         if not e["done"]:
             continue
-        checked = [c for c in e.get("claims") or [] if c.get("direction_matches") is not None]
-        out[e["spec"]] = {"n_conditions": e.get("n_conditions", 0), "claims_checked": len(checked),
-                          "claims_matching": sum(bool(c["direction_matches"]) for c in checked),
+        findings = [c for c in e.get("claims") or [] if not c.get("design")]
+        out[e["spec"]] = {"n_conditions": e.get("n_conditions", 0), "findings": len(findings),
+                          "findings_reproduced": sum(c.get("verdict") == "reproduced" for c in findings),
                           "final_accuracy": e.get("final_accuracy", {})}
     return out
 

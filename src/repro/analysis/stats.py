@@ -1,15 +1,32 @@
 """Uncertainty for eval numbers: bootstrap confidence intervals (flat, seed-grouped, paired), unbiased
-pass@k, and Wilson intervals for proportions. numpy-vectorised; every function is seeded and pure.
+pass@k, Wilson intervals for proportions, and the two-level cell bootstrap behind the report's verdicts.
+numpy-vectorised; every function is seeded and pure.
 
     from repro.analysis.stats import bootstrap_ci, paired_bootstrap, pass_at_k
     mean, lo, hi = bootstrap_ci(correct_flags)                  # 95% percentile interval
     diff, lo, hi, p = paired_bootstrap(acc_filtered, acc_full)  # same items, two arms
+
+The cell bootstrap (`Items`, `bootstrap_cells`, `interval`, `verdict`): a *cell* is one condition read
+at one step, with one `Items` per training seed (per-item numerators and denominators; the cell's value
+is sum(num) / sum(den), a mean when den = 1). Each bootstrap replicate draws a Poisson(1) weight per item
+id, shared by every cell that holds that id (so cells scored on the same items are paired, cells on
+different items are not), and, when a cell has k > 1 seeds, resamples its seeds with replacement
+(deviations scaled by sqrt(k / (k - 1)), the small-sample correction of the bootstrap variance). Any
+statistic of the cells (a difference, a slope, a dip) is computed per replicate; `interval` gives its
+percentile interval, widened by t(df) / z when seeds enter (df by Welch-Satterthwaite over the cells'
+seed-level variances), so k = 3 seeds per arm do not give overconfident intervals.
+
+    boot = bootstrap_cells([[Items.of(ids, acc_a)], [Items.of(ids, acc_b)]])
+    eff = boot.point[0] - boot.point[1]
+    lo, hi = interval(eff, boot.draws[:, 0] - boot.draws[:, 1], boot.df)
+    verdict(eff, lo, hi, direction=+1)   # "reproduced", "same direction, not significant", ...
 """
 
 from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -98,3 +115,130 @@ def wilson_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Two-level cell bootstrap and verdicts
+
+VERDICTS = ("reproduced", "same direction, not significant", "opposite direction, not significant",
+            "contradicted", "not measurable")
+
+
+@dataclass(frozen=True)
+class Items:
+    """One replicate (seed) of one cell: item ids with per-item numerators and denominators."""
+
+    ids: tuple[str, ...]
+    num: np.ndarray
+    den: np.ndarray
+
+    @classmethod
+    def of(cls, ids: Sequence[str], values: Sequence[float], den: Sequence[float] | None = None) -> "Items":
+        """Items from per-item values (and denominators: 1 each when None, i.e. a mean)."""
+        num = np.asarray(values, dtype=float)
+        d = np.ones_like(num) if den is None else np.asarray(den, dtype=float)
+        if len(ids) != num.size or d.size != num.size:
+            raise ValueError(f"items: {len(ids)} ids, {num.size} values, {d.size} denominators")
+        return cls(tuple(str(i) for i in ids), num, d)
+
+    @classmethod
+    def scalar(cls, value: float) -> "Items":
+        """A single number without item-level spread (varies only over seeds)."""
+        return cls((), np.asarray([float(value)]), np.ones(1))
+
+    def value(self) -> float:
+        d = float(self.den.sum())
+        return float(self.num.sum()) / d if d else math.nan
+
+
+@dataclass
+class Boot:
+    """Point values (C,) and bootstrap draws (B, C) of the cells; df of the seed level (inf: no seeds);
+    item_level: whether any cell has per-item values (else only seeds vary)."""
+
+    point: np.ndarray
+    draws: np.ndarray
+    df: float
+    item_level: bool
+    seeds: list[int]
+
+
+def _t_ppf(q: float, df: float) -> float:
+    if not math.isfinite(df):
+        return NormalDist().inv_cdf(q)
+    from scipy.stats import t
+
+    return float(t.ppf(q, df))
+
+
+def bootstrap_cells(cells: Sequence[Sequence[Items]], n_boot: int = 2000, seed: int = 0) -> Boot:
+    """Joint two-level bootstrap of several cells (see the module docstring). A cell with no replicate gets
+    NaN everywhere."""
+    rng = np.random.default_rng(seed)
+    universe: dict[str, int] = {}
+    for cell in cells:
+        for rep in cell:
+            for i in rep.ids:
+                universe.setdefault(i, len(universe))
+    weights = rng.poisson(1.0, size=(n_boot, len(universe))).astype(float) if universe else np.ones((n_boot, 0))
+    point = np.full(len(cells), math.nan)
+    draws = np.full((n_boot, len(cells)), math.nan)
+    seed_vars: list[tuple[float, int]] = []
+    for c, cell in enumerate(cells):
+        if not cell:
+            continue
+        per_seed = np.empty((len(cell), n_boot))
+        vals = []
+        for s, rep in enumerate(cell):
+            vals.append(rep.value())
+            if rep.ids:
+                w = weights[:, [universe[i] for i in rep.ids]]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    per_seed[s] = (w @ rep.num) / (w @ rep.den)
+            else:
+                per_seed[s] = vals[-1]
+        k = len(cell)
+        point[c] = float(np.mean(vals))
+        if k == 1:
+            draws[:, c] = per_seed[0]
+            continue
+        picks = rng.integers(0, k, size=(n_boot, k))
+        resampled = per_seed[picks.T, np.arange(n_boot)].mean(axis=0)
+        centre = per_seed.mean(axis=0)
+        draws[:, c] = centre + math.sqrt(k / (k - 1)) * (resampled - centre)
+        seed_vars.append((float(np.var(vals, ddof=1)) / k, k))
+    if seed_vars:
+        total = sum(v for v, _ in seed_vars)
+        denom = sum(v * v / (k - 1) for v, k in seed_vars)
+        df = total * total / denom if denom > 0 else float(sum(k - 1 for _, k in seed_vars))
+        df = max(df, float(min(k - 1 for _, k in seed_vars)))
+    else:
+        df = math.inf
+    return Boot(point, draws, df, any(rep.ids for cell in cells for rep in cell), [len(c) for c in cells])
+
+
+def interval(point: float, draws: np.ndarray, df: float = math.inf, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile interval of a statistic's bootstrap draws around its point value, widened by
+    t_{1-alpha/2}(df) / z_{1-alpha/2} when seeds enter (df finite). NaNs when undefined."""
+    d = np.asarray(draws, dtype=float)
+    d = d[np.isfinite(d)]
+    if not math.isfinite(point) or d.size < 10:
+        return math.nan, math.nan
+    lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    f = _t_ppf(1 - alpha / 2, df) / NormalDist().inv_cdf(1 - alpha / 2)
+    return float(point + f * (lo - point)), float(point + f * (hi - point))
+
+
+def verdict(effect: float, lo: float, hi: float, direction: int = 1) -> str:
+    """One of VERDICTS for an effect whose paper's direction is `direction` (+1: positive, -1: negative):
+    reproduced when the interval excludes 0 in that direction, contradicted when it excludes 0 against it,
+    otherwise same / opposite direction, not significant (an effect of exactly 0 counts as opposite)."""
+    if not all(math.isfinite(x) for x in (effect, lo, hi)):
+        return "not measurable"
+    lo_d, hi_d = sorted([direction * lo, direction * hi])
+    e = direction * effect
+    if lo_d > 0:
+        return "reproduced"
+    if hi_d < 0:
+        return "contradicted"
+    return "same direction, not significant" if e > 0 else "opposite direction, not significant"

@@ -16,6 +16,7 @@ Tables of `ReportData` (conditions are always in the spec's order, benchmarks by
 - `filters`: per filter job: its stats.json plus the generate job it read and the conditions using it.
 - `analyses`: condition -> analysis name -> summary.json.
 - `manifests`: job id -> manifest.json, for provenance.
+- `folders`: job id -> its output folder (the claim checks read per-item files from them).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ReportData:
     analyses: dict[str, dict[str, dict[str, Any]]]
     manifests: dict[str, dict[str, Any]]
     missing: list[str] = field(default_factory=list)
+    folders: dict[str, Path] = field(default_factory=dict)
 
     def labels(self, name: str) -> dict[str, str]:
         """Axis labels of a condition (plus `condition`: its name)."""
@@ -247,7 +249,8 @@ def collect(cfg: ReportJob, inputs: dict[str, Path]) -> ReportData:
         conds[col] = pd.array([v if isinstance(v, int) else None for v in conds[col]], dtype="Int64")
     data = ReportData(cfg=cfg, order=order, axes=axes, conditions=conds, evals=ev,
                       train_log=tl, train=pd.DataFrame(train), generate=generate, filters=_filters(rd, rows),
-                      analyses=analyses, manifests=manifests, missing=sorted(rd.missing))
+                      analyses=analyses, manifests=manifests, missing=sorted(rd.missing),
+                      folders=dict(rd.inputs))
     log.info("report %s: %d conditions, %d eval rows, %d train-log rows, %d analyses, %d missing jobs",
              cfg.spec, len(order), len(ev), len(tl), sum(len(v) for v in analyses.values()), len(data.missing))
     return data

@@ -318,3 +318,66 @@ def sweeps(data: ReportData, pal: dict[str, str]) -> Iterator[tuple[str, Fig]]:
                + (f" and setting of the other axes ({_listing(groups, 4)})" if len(groups) > 1 else "") + ".")
         yield axis, render(fig, alt, f"Final-step accuracy along the numeric axis {axis}; study C reports OOD "
                                      "accuracy falling as the noise ratio rises.")
+
+
+VERDICT_COLOURS = {"reproduced": "#1a7f37", "same direction, not significant": "#7fb08a",
+                   "opposite direction, not significant": "#d9a05b", "contradicted": "#b42318",
+                   "not measurable": "#8c959f"}
+
+
+def forest(claims: list[dict[str, Any]]) -> Fig | None:
+    """Every claim's effect(s) with 95% intervals on one axis, signed so that right of 0 is the paper's
+    direction; findings above, design checks below. Proportions are plotted as they are; other numbers are
+    divided by their scale (the lower side, the number of layers, the axis range) — the row label says how."""
+    rows: list[tuple[str, float, float, float, str, bool]] = []
+    for group in (False, True):
+        for c in claims:
+            if bool(c.get("design")) != group:
+                continue
+            effects = c.get("effects") or []
+            if not effects:
+                rows.append((f"{c['id']}: not measurable", np.nan, np.nan, np.nan, "not measurable", group))
+            for e in effects:
+                d, s = e["direction"], e.get("scale") or 1.0
+                vals = [np.nan if v is None else d * v / s for v in (e["effect"], e["ci_low"], e["ci_high"])]
+                lo, hi = sorted(vals[1:]) if not np.isnan(vals[1:]).any() else (np.nan, np.nan)
+                label = f"{c['id']}: {e['label']}" + (f" [{e['unit']}]" if e.get("unit") else "")
+                rows.append((label, vals[0], lo, hi, e["verdict"], group))
+    if not rows:
+        return None
+    n = len(rows)
+    fig, axes = new_fig(9.5, 1.2 + 0.34 * n)
+    ax = axes[0, 0]
+    ys = np.arange(n)[::-1]
+    finite = [v for r in rows for v in r[1:4] if np.isfinite(v)]
+    span = max([abs(v) for v in finite] + [0.05])
+    for y, (label, x, lo, hi, v, _) in zip(ys, rows):
+        col = VERDICT_COLOURS.get(v, "#8c959f")
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.hlines(y, lo, hi, color=col, lw=2.2)
+        if np.isfinite(x):
+            ax.plot([x], [y], "o", color=col, ms=6)
+        else:
+            ax.text(0, y, "not measurable", va="center", ha="center", fontsize="small", color=col)
+    n_design = sum(r[5] for r in rows)
+    if 0 < n_design < n:
+        ax.axhline(n_design - 0.5, color="#555555", lw=0.8, ls="--")
+        ax.text(1.0, n_design - 0.4, "design checks below", transform=ax.get_yaxis_transform(), ha="right",
+                va="bottom", fontsize="x-small", color="#555555")
+    ax.axvline(0, color="#333333", lw=1)
+    ax.set_xlim(-1.1 * span, 1.1 * span)
+    ax.set_yticks(ys, [r[0] for r in rows], fontsize="small")
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("effect in the paper's direction (right of 0 = as the paper says), 95% interval")
+    ax.set_title("All claims: effects and 95% intervals")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=col, marker="o", lw=2, label=v) for v, col in VERDICT_COLOURS.items()]
+    fig.legend(handles=handles, title="verdict", loc="outside right upper", fontsize="small")
+    counts = {v: sum(r[4] == v for r in rows) for v in VERDICT_COLOURS}
+    alt = ("Forest plot of " + str(n) + " claim effects with 95% intervals on one axis, positive meaning the "
+           "paper's direction: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ".")
+    return render(fig, alt, "Each row is one tested effect (a claim can have several, e.g. dip and recovery); "
+                            "dot = our estimate, bar = 95% bootstrap interval (items and seeds), colour = verdict. "
+                            "Right of the line is the paper's direction. Shares (accuracy, rates) are in their own "
+                            "units; other numbers are divided by the scale named in brackets.")

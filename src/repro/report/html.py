@@ -42,7 +42,8 @@ figure { margin: 12px 0 20px; } figure img { max-width: 100%; height: auto; bord
 figcaption { color: var(--muted); font-size: .88rem; margin-top: 4px; max-width: 900px; }
 .swatch { display: inline-block; width: .85em; height: .85em; border-radius: 2px; margin-right: 6px; vertical-align: -1px;
           border: 1px solid rgba(0,0,0,.25); }
-.ok, .bad, .na { white-space: nowrap; } .ok { color: var(--ok); font-weight: 600; } .bad { color: var(--bad); font-weight: 600; } .na { color: var(--na); }
+.ok, .bad, .na, .weak, .weak-bad { white-space: nowrap; } .ok { color: var(--ok); font-weight: 600; } .bad { color: var(--bad); font-weight: 600; } .na { color: var(--na); }
+.weak { color: #4d7f5a; } .weak-bad { color: #9a5b00; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: .8rem; font-weight: 600; background: var(--soft);
          border: 1px solid var(--line); } .badge.done, .badge.complete { background: #e6f4ea; border-color: #b7dfc3; color: var(--ok); }
 .badge.partial, .badge.not-run, .badge.no-results { background: #fff4e5; border-color: #f3d3a3; color: #8a5300; }

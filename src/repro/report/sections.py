@@ -27,23 +27,52 @@ log = logging.getLogger(__name__)
 Section = tuple[str, str, str]
 
 
-def _verdict(v: bool | None) -> str:
-    if v is True:
-        return "<span class='ok'>✓ matches</span>"
-    if v is False:
-        return "<span class='bad'>✗ does not match</span>"
-    return "<span class='na'>– not measured</span>"
+VERDICT_CLASS = {"reproduced": "ok", "same direction, not significant": "weak",
+                 "opposite direction, not significant": "weak-bad", "contradicted": "bad", "not measurable": "na"}
+
+
+def _verdict(c: dict[str, Any]) -> str:
+    v = c.get("verdict") or "not measurable"
+    why = f"<br><span class='muted'>{esc(c['why'])}</span>" if v == "not measurable" and c.get("why") else ""
+    return f"<span class='{VERDICT_CLASS.get(v, 'na')}'>{esc(v)}</span>{why}"
+
+
+def _effect_cell(c: dict[str, Any]) -> str:
+    parts = []
+    for e in c.get("effects") or []:
+        sign = "&gt; 0" if e["direction"] > 0 else "&lt; 0"
+        parts.append(f"{esc(e['label'])}: <b>{esc(fmt(e['effect']))}</b> [{esc(fmt(e['ci_low']))}, "
+                     f"{esc(fmt(e['ci_high']))}] <span class='muted'>(paper: {sign})</span>")
+    return "<br>".join(parts) or "–"
+
+
+def _claims_table(claims: list[dict[str, Any]]) -> str:
+    df = pd.DataFrame([{"id": c["id"], "claim": c["claim"], "paper's number": c["paper_number"],
+                        "our effect [95% interval]": _effect_cell(c), "verdict": _verdict(c),
+                        "what was measured": c["measured"], "caveat": c.get("caveat") or "–"} for c in claims])
+    return table(df, raw=["our effect [95% interval]", "verdict"])
 
 
 def claims_section(claims: list[dict[str, Any]]) -> Section | None:
     if not claims:
         return None
-    df = pd.DataFrame([{"id": c["id"], "paper": c["paper"], "claim": c["claim"], "paper's number": c["paper_number"],
-                        "check": c["kind"], "measured here": c["measured"],
-                        "direction": _verdict(c["direction_matches"])} for c in claims])
-    return section("claims", "Claims", table(df, raw=["direction"]),
-                   "Each claim of the papers, the number the paper gives, what this run measured, and whether the "
-                   "direction of the effect matches. A miniature need not match the paper's magnitudes.")
+    findings = [c for c in claims if not c.get("design")]
+    design = [c for c in claims if c.get("design")]
+    counts = ", ".join(f"{sum(c['verdict'] == v for c in findings)} {v}" for v in VERDICT_CLASS
+                       if any(c["verdict"] == v for c in findings))
+    body = figure(F.forest(claims))
+    if findings:
+        body += f"<h3>Findings ({len(findings)}: {esc(counts)})</h3>" + _claims_table(findings)
+    if design:
+        body += ("<h3>Design checks</h3><p class='muted'>Properties of the inputs by construction (the "
+                 "teachers' step statistics, what the filters drop): they confirm the miniature was built as "
+                 "intended and are not findings.</p>" + _claims_table(design))
+    return section("claims", "Claims", body,
+                   "Each claim of the papers, the paper's number, our effect with its 95% bootstrap interval (over "
+                   "the shared eval items and, with replicates, over seeds) and the verdict: reproduced (the interval "
+                   "excludes 0 in the paper's direction), same or opposite direction but not significant, "
+                   "contradicted (excludes 0 against the paper), or not measurable (why). A miniature need not "
+                   "match the paper's magnitudes; the caveat says what it lacks.")
 
 
 def conditions_section(data: ReportData, pal: dict[str, str]) -> Section | None:

@@ -4,8 +4,8 @@
 folders are read (repro.report.collect). The page has a section for each kind of data present (see
 repro.report.sections) and a claims table (repro.report.claims documents the `check` format).
 
-summary.json: {spec, title, headline (one sentence), claims: [{id, claim, paper_number, measured,
-direction_matches}], n_conditions, status: complete | partial (some jobs missing) | no results,
+summary.json: {spec, title, headline (one sentence), claims: [{id, claim, paper_number, measured, kind,
+design, caveat, effect, ci_low, ci_high, effect_label, verdict, why, reproduced, effects}], n_conditions, status: complete | partial (some jobs missing) | no results,
 final_accuracy: {condition: {benchmark: accuracy}}, sections, missing_jobs}. evals.csv: every eval row
 (condition, benchmark, role, step, accuracy, ci_low, ci_high, mean_response_tokens, refusal_rate, final),
 which `repro publish` gathers into reports/curves.csv for DVC plots. All files are deterministic except the page's generated-at line ($SOURCE_DATE_EPOCH pins it).
@@ -36,16 +36,20 @@ def status_of(data: Any) -> str:
 
 
 def headline(data: Any, claims: list[dict[str, Any]], status: str) -> str:
-    """One sentence: how many claims point the paper's way, or the best OOD/ID accuracy when none are checked."""
+    """One sentence: how many findings the run reproduces at 95%, or the best OOD/ID accuracy when none are checked."""
     from repro.report.figures import final_accuracy
 
     n = len(data.order)
-    checked = [c for c in claims if c["direction_matches"] is not None]
+    findings = [c for c in claims if not c.get("design")]
+    checked = [c for c in findings if c["verdict"] != "not measurable"]
     if checked:
-        ok = sum(bool(c["direction_matches"]) for c in checked)
-        na = len(claims) - len(checked)
-        s = (f"{ok} of {len(checked)} checked claims point the same way as the papers"
-             + (f" ({na} not measurable on this run)" if na else "") + f", over {n} condition{'' if n == 1 else 's'}")
+        ok = sum(c["verdict"] == "reproduced" for c in checked)
+        same = sum(c["verdict"] == "same direction, not significant" for c in checked)
+        bad = sum(c["verdict"] == "contradicted" for c in checked)
+        na = len(findings) - len(checked)
+        s = (f"{ok} of {len(findings)} findings reproduced at 95%, {same} in the paper's direction but not "
+             f"significant, {bad} contradicted" + (f", {na} not measurable" if na else "")
+             + f", over {n} condition{'' if n == 1 else 's'}")
     else:
         s = f"{n} condition{'' if n == 1 else 's'}" + (", no claim could be checked" if claims else "")
         for role in ("ood", "id"):
@@ -93,14 +97,14 @@ def run(cfg: ReportJob, inputs: dict[str, Path], out: Path, runtime: dict[str, A
         final.setdefault(r.condition, {})[r.benchmark] = round(float(r.accuracy), 6)
     summary = {"spec": cfg.spec, "title": cfg.title, "headline": head, "status": status,
                "n_conditions": len(data.order), "final_accuracy": final,
-               "claims": [{k: c[k] for k in ("id", "claim", "paper_number", "measured", "direction_matches")} for c in claims],
+               "claims": claims,
                "sections": [sid for sid, _, _ in secs], "missing_jobs": data.missing}
     _write(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     n_img = sum(body.count("<img ") for _, _, body in secs)
     log.info("report %s: %d sections, %d figures, status %s, %.1fs", cfg.spec, len(secs), n_img, status, time.time() - t0)
     return {"status": status, "n_conditions": len(data.order), "n_sections": len(secs), "n_figures": n_img,
-            "claims_matching": sum(c["direction_matches"] is True for c in claims),
-            "claims_checked": sum(c["direction_matches"] is not None for c in claims)}
+            "claims_reproduced": sum(c["verdict"] == "reproduced" for c in claims),
+            "claims_checked": sum(c["verdict"] != "not measurable" for c in claims)}
 
 
 def plan_spec(b: Any, spec: Any, file: str, rows: list[dict[str, Any]], job_ids: list[str]) -> str:
