@@ -13,8 +13,11 @@ id, shared by every cell that holds that id (so cells scored on the same items a
 different items are not), and, when a cell has k > 1 seeds, resamples its seeds with replacement
 (deviations scaled by sqrt(k / (k - 1)), the small-sample correction of the bootstrap variance). Any
 statistic of the cells (a difference, a slope, a dip) is computed per replicate; `interval` gives its
-percentile interval, widened by t(df) / z when seeds enter (df by Welch-Satterthwaite over the cells'
-seed-level variances), so k = 3 seeds per arm do not give overconfident intervals.
+percentile interval, widened by t(df) / z when seeds enter (df by Satterthwaite: the cells' seed-level
+variances with k - 1 degrees of freedom, the item-level variance with infinitely many), so k = 3 seeds per
+arm do not give overconfident intervals. The seed deviations are shrunk to the seed-to-seed spread in
+excess of the item-level noise that the item weights already resample (a random-effects split), so the
+item noise is not counted twice.
 
     boot = bootstrap_cells([[Items.of(ids, acc_a)], [Items.of(ids, acc_b)]])
     eff = boot.point[0] - boot.point[1]
@@ -184,6 +187,7 @@ def bootstrap_cells(cells: Sequence[Sequence[Items]], n_boot: int = 2000, seed: 
     point = np.full(len(cells), math.nan)
     draws = np.full((n_boot, len(cells)), math.nan)
     seed_vars: list[tuple[float, int]] = []
+    item_var = 0.0
     for c, cell in enumerate(cells):
         if not cell:
             continue
@@ -201,19 +205,24 @@ def bootstrap_cells(cells: Sequence[Sequence[Items]], n_boot: int = 2000, seed: 
         point[c] = float(np.mean(vals))
         if k == 1:
             draws[:, c] = per_seed[0]
+            item_var += float(np.nanvar(per_seed[0]))
             continue
         picks = rng.integers(0, k, size=(n_boot, k))
         resampled = per_seed[picks.T, np.arange(n_boot)].mean(axis=0)
         centre = per_seed.mean(axis=0)
-        draws[:, c] = centre + math.sqrt(k / (k - 1)) * (resampled - centre)
-        seed_vars.append((float(np.var(vals, ddof=1)) / k, k))
+        between = float(np.var(vals, ddof=1))
+        within = float(np.nanmean(np.nanvar(per_seed, axis=1))) if any(rep.ids for rep in cell) else 0.0
+        excess = max(0.0, between - within)  # seed-to-seed spread beyond the item-level noise already resampled
+        shrink = math.sqrt(k / (k - 1) * excess / between) if between > 0 else 0.0
+        draws[:, c] = centre + shrink * (resampled - centre)
+        item_var += float(np.nanvar(centre))
+        seed_vars.append((excess / k, k))
+    # Satterthwaite: the seed parts have k - 1 degrees of freedom each, the item-level part infinitely many
+    total = item_var + sum(v for v, _ in seed_vars)
+    denom = sum(v * v / (k - 1) for v, k in seed_vars)
+    df = total * total / denom if denom > 0 else math.inf
     if seed_vars:
-        total = sum(v for v, _ in seed_vars)
-        denom = sum(v * v / (k - 1) for v, k in seed_vars)
-        df = total * total / denom if denom > 0 else float(sum(k - 1 for _, k in seed_vars))
         df = max(df, float(min(k - 1 for _, k in seed_vars)))
-    else:
-        df = math.inf
     return Boot(point, draws, df, any(rep.ids for cell in cells for rep in cell), [len(c) for c in cells])
 
 

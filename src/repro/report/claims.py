@@ -343,25 +343,31 @@ class NotMeasurable(Exception):
 class Cells:
     """Collects units (each a list of seed Items) as bootstrap cells; `boot()` runs the bootstrap once."""
 
-    def __init__(self, src: Source, metric: str, role: str | None) -> None:
-        self.src, self.metric, self.role = src, metric, role
+    def __init__(self, src: Source | None, metric: str, role: str | None, n_boot: int = N_BOOT, seed: int = 0) -> None:
+        self.src, self.metric, self.role, self.n_boot, self.seed = src, metric, role, n_boot, seed
         self.cells: list[list[Items]] = []
         self.result: Boot | None = None
 
     def add(self, names: list[str], step: Any, what_side: str) -> int:
+        """A unit (the seed replicates `names`) read at `step`; its cell index."""
+        assert self.src is not None
         reps = [it for it in (self.src.items(n, self.metric, self.role, step) for n in names) if it is not None]
         if not reps:
             raise NotMeasurable(f"no {what(self.metric, self.role)} for {what_side}")
-        self.cells.append(reps)
+        return self.add_items(reps)
+
+    def add_items(self, reps: list[Items]) -> int:
+        """A cell from its seed replicates; its index."""
+        self.cells.append(list(reps))
         return len(self.cells) - 1
 
-    def boot(self, seed: int = 0) -> Boot:
+    def boot(self) -> Boot:
         if self.result is None:
             single = all(len(c) == 1 and not c[0].ids for c in self.cells)
             if single:
                 raise NotMeasurable(f"{what(self.metric, self.role)} is one number per condition with one seed: "
                                     "no interval (add replicates)")
-            self.result = bootstrap_cells(self.cells, n_boot=N_BOOT, seed=seed)
+            self.result = bootstrap_cells(self.cells, n_boot=self.n_boot, seed=self.seed)
         return self.result
 
     def side(self, idx: list[int]) -> tuple[float, np.ndarray]:
@@ -392,6 +398,26 @@ def _sides_text(cells: Cells, parts: list[tuple[str, list[int], int]]) -> str:
     return " vs ".join(out)
 
 
+def difference(cells: Cells, hi: list[int], lo: list[int]) -> Effect:
+    """mean(higher cells) - mean(lower cells), paper's direction positive."""
+    (ph, dh), (pl, dl) = cells.side(hi), cells.side(lo)
+    scale, unit = _scale(cells.metric, pl)
+    return _effect("difference", cells, ph - pl, dh - dl, +1, scale, unit)
+
+
+def trend(cells: Cells, by_x: dict[float, list[int]], direction: int, axis: str = "x", log_x: bool = False) -> tuple[Effect, np.ndarray, np.ndarray]:
+    """Least-squares slope of the per-x means over x (cells by x value); (effect, xs, per-x means)."""
+    xs = np.array(sorted(by_x))
+    sides = [cells.side(by_x[x]) for x in xs]
+    ys = np.array([p for p, _ in sides])
+    slope = float(_slope(xs, ys))
+    draws = _slope(xs, np.stack([d for _, d in sides], axis=1))
+    span = float(xs.max() - xs.min())
+    unit = f"slope × {axis} range" + (" (log10)" if log_x else "")
+    e = _effect(f"slope per {'log10 ' if log_x else ''}{axis}", cells, slope, draws, direction, 1.0 / span if span else 1.0, unit)
+    return e, xs, ys
+
+
 def check_greater(src: Source, c: Any) -> tuple[str, list[Effect]]:
     cells = Cells(src, c.metric, c.role)
     s_hi = c.higher_step if c.higher_step is not None else c.step
@@ -401,10 +427,8 @@ def check_greater(src: Source, c: Any) -> tuple[str, list[Effect]]:
         raise NotMeasurable(f"no condition matches the {'higher' if not hu else 'lower'} side")
     hi = [cells.add(u, s_hi, f"higher side ({sel_text(c.higher)})") for u in hu]
     lo = [cells.add(u, s_lo, f"lower side ({sel_text(c.lower)})") for u in lu]
-    (ph, dh), (pl, dl) = cells.side(hi), cells.side(lo)
+    e = difference(cells, hi, lo)
     at = (lambda s: f" at step {s}") if s_hi != s_lo else (lambda s: "")
-    scale, unit = _scale(c.metric, pl)
-    e = _effect("difference", cells, ph - pl, dh - dl, +1, scale, unit)
     text = (f"{what(c.metric, c.role)}: " + _sides_text(cells, [(sel_text(c.higher) + at(s_hi), hi, 1),
                                                                  (sel_text(c.lower) + at(s_lo), lo, 1)]))
     return text, [e]
@@ -451,17 +475,9 @@ def check_trend(src: Source, c: Any) -> tuple[str, list[Effect]]:
             continue
     if len(by_x) < 2:
         raise NotMeasurable(f"fewer than 2 numeric values of axis {c.axis!r} with {what(c.metric, c.role)}")
-    xs = np.array(sorted(by_x))
-    sides = [cells.side(by_x[x]) for x in xs]
-    ys = np.array([p for p, _ in sides])
-    slope = float(_slope(xs, ys))
-    draws = _slope(xs, np.stack([d for _, d in sides], axis=1))
-    span = float(xs.max() - xs.min())
-    direction = -1 if c.kind == "decreasing" else 1
-    unit = f"slope × {c.axis} range" + (" (log10)" if c.log_x else "")
-    e = _effect(f"slope per {'log10 ' if c.log_x else ''}{c.axis}", cells, slope, draws, direction, 1.0 / span if span else 1.0, unit)
+    e, xs, ys = trend(cells, by_x, -1 if c.kind == "decreasing" else 1, c.axis, c.log_x)
     text = (f"{what(c.metric, c.role)} by {c.axis}: " + ", ".join(f"{fmt(10 ** x if c.log_x else x)}: {fmt(y)}" for x, y in zip(xs, ys))
-            + f"; least-squares slope {fmt(slope)}")
+            + f"; least-squares slope {fmt(e.effect)}")
     return text, [e]
 
 
