@@ -526,7 +526,7 @@ def replicate(spec: Spec, conds: list[NamedCondition], file: str) -> list[NamedC
             train = copies.setdefault((id(c.train), i), c.train.model_copy(update={"seed": c.train.seed + i}))
             cond = c.model_copy(update={"train": train, "model": model})
             out.append(NamedCondition(f"{nc.name}-s{i}", {**nc.labels, "seed": f"s{i}"}, cond))
-    labels = [nc.labels for nc in out]
+    labels = [{"condition": nc.name, **nc.labels} for nc in out]
     problems = [(file, f"claims.{i}.check.{path}", msg) for i, cl in enumerate(spec.claims)
                 for path, msg in check_selectors(cl.check, labels)]
     if problems:
