@@ -55,7 +55,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", 1, "TrainJob", "close", "train", 100),
     Stage("eval", 3, "EvalJob", "exact", "infer", 10),
     Stage("analyze", 3, "AnalyzeJob", "exact", "infer", 10),
-    Stage("report", 1, "ReportJob", "close", "light", 0),
+    Stage("report", 2, "ReportJob", "close", "light", 0),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 _BY_NAME = {s.name: s for s in STAGES}
