@@ -120,7 +120,7 @@ def test_claims_select_real_conditions(spec_and_conds: tuple[Any, list[Any]]) ->
     ids = {c.id for c in spec.claims}
     assert {"B-F3", "B-T2", "B-F5", "B-F6"} <= ids
     for claim in spec.claims:
-        check = claim.check
+        check = claim.check.model_dump()
         assert check.get("kind", "greater") in KINDS, claim.id
         if "axis" in check:
             assert check["axis"] in spec.axes, claim.id
