@@ -470,9 +470,10 @@ def check_trend(src: Source, c: Any) -> tuple[str, list[Effect]]:
         if x is None or (c.log_x and x <= 0):
             continue
         try:
-            by_x.setdefault(math.log10(x) if c.log_x else x, []).append(cells.add(u, c.step, f"{c.axis}={x}"))
+            idx = cells.add(u, c.step, f"{c.axis}={x}")
         except NotMeasurable:
             continue
+        by_x.setdefault(math.log10(x) if c.log_x else x, []).append(idx)
     if len(by_x) < 2:
         raise NotMeasurable(f"fewer than 2 numeric values of axis {c.axis!r} with {what(c.metric, c.role)}")
     e, xs, ys = trend(cells, by_x, -1 if c.kind == "decreasing" else 1, c.axis, c.log_x)
