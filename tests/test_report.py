@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pytest
 
 from repro.config import ReportJob
@@ -54,12 +55,17 @@ CLAIMS: list[dict[str, Any]] = [
     {"id": "A-T2", "paper": "2604.01702", "claim": "Divergent data has more Propose steps", "number": "33.3% vs 22.5%",
      "design": True, "caveat": "the teachers are built with these rates",
      "check": {"metric": "steps.train.mix.Propose", "higher": {"teacher": "D"}, "lower": {"teacher": "G"}}},
+    {"id": "A-F2", "paper": "2604.01702", "claim": "Convergent data has the thicker high-loss tail", "number": "",
+     "check": {"metric": "token_loss.tail_share", "higher": {"teacher": "G"}, "lower": {"teacher": "D"}}},
+    {"id": "A-S1", "paper": "2604.01702", "claim": "The divergent student proposes more", "number": "",
+     "check": {"metric": "steps.outputs.cd-ood.mix.Propose", "higher": {"teacher": "D"}, "lower": {"teacher": "G"}}},
     {"id": "X-NA", "paper": "none", "claim": "Unmeasurable here", "number": "",
      "check": {"metric": "accuracy", "role": "no-such-benchmark", "higher": {"teacher": "G"}, "lower": {"teacher": "D"}}},
 ]
 EXPECTED = {"A-T1": "reproduced", "A-F1": "reproduced", "B-F6": "contradicted", "B-F3": "reproduced",
             "C-F3": "reproduced", "C-F2": "not measurable", "A-OV": "same direction, not significant", "A-GAP": "reproduced",
-            "B-SFT": "reproduced", "A-T2": "reproduced", "X-NA": "not measurable"}
+            "B-SFT": "reproduced", "A-T2": "reproduced", "A-F2": "reproduced", "A-S1": "reproduced",
+            "X-NA": "not measurable"}
 
 
 COMPLETION = {"G": "First we add.\n\nPerhaps try 3.\n\nSo 7.",
@@ -133,7 +139,7 @@ def build(fake: Fake) -> tuple[ReportJob, dict[str, Path]]:
                 m = {"benchmark": bench, "task": "countdown", "split": role, "role": role, "step": step, "n_items": 50,
                      "n_samples": 1, "accuracy": a, "ci_low": max(0.0, a - 0.1), "ci_high": min(1.0, a + 0.1),
                      "mean_response_tokens": 40 + (80 - step if step else 0), "finished_rate": 0.9, "trapped_rate": 0.1}
-                samples = [{"problem_id": f"{bench}-{i}", "sample": 0, "output": "x", "pred": "1", "correct": i < round(a * 50),
+                samples = [{"problem_id": f"{bench}-{i}", "sample": 0, "output": COMPLETION[teacher], "pred": "1", "correct": i < round(a * 50),
                             "n_tokens": m["mean_response_tokens"], "finished": True, "answered": True} for i in range(50)]
                 if role == "safety":
                     m.update({"refusal_rate": {"G": 0.3, "D": 0.5}[teacher] - step / 400, "harm_score": 2.0})
@@ -150,11 +156,15 @@ def build(fake: Fake) -> tuple[ReportJob, dict[str, Path]]:
                  "Verify": {"Deduce": 1.0}}
         edges = [i * 0.5 for i in range(11)]
         counts = [50, 30, 10, 5, 3, 2, 1, 1, 0, 0] if teacher == "D" else [30, 25, 15, 10, 8, 5, 3, 2, 1, 1]
-        analyses = [
-            {"name": "token_loss", "step": 40, "id": fake.job("analyze", "token_loss-step40", [name, "tl"], {"summary.json": {
+        tl_id = fake.job("analyze", "token_loss-step40", [name, "tl"], {"summary.json": {
                 "mean": loss0, "quantiles": {"0.5": loss0 / 2, "0.9": loss0 * 3}, "tail_share": 0.1, "dilution": 0.4,
                 "key_token_loss": {"G": 1.784, "D": 1.533}[teacher], "by_step_type": {"Propose": 1.0, "Deduce": 0.5},
-                "histogram": {"edges": edges, "counts": counts}}})},
+                "histogram": {"edges": edges, "counts": counts}}})
+        high = {"G": 3, "D": 1}[teacher]  # tokens above 2 nats in each 10-token example: tail share 0.3 vs 0.1
+        nll = np.concatenate([np.r_[np.full(high, 3.0), np.full(10 - high, 0.5)] for _ in range(20)]).astype(np.float16)
+        np.savez_compressed(fake.jobs[tl_id].outdir / "nll.npz", nll=nll, offsets=np.arange(0, 201, 10))
+        analyses = [
+            {"name": "token_loss", "step": 40, "id": tl_id},
             {"name": "steps", "step": 40, "id": fake.job("analyze", "steps-step40", [name, "st"], {"summary.json": {
                 "train": {"mix": mix, "transitions": trans, "n_traces": 20, "agreement": 1.0},
                 "outputs": {"cd-ood": {"mix": mix, "transitions": trans, "trapped_rate": 0.1, "n": 50}}}})},
@@ -211,6 +221,8 @@ def test_claims_directions(world: dict[str, Any]) -> None:
     assert [e["label"] for e in got["B-F3"]["effects"]] == ["dip (step 0 - minimum)", "recovery (final - minimum)"]
     # the teachers' Propose share, re-typed per trace: G 1/3, D 3/4
     assert abs(got["A-T2"]["effect"] - (0.75 - 1 / 3)) < 1e-6 and got["A-T2"]["design"]
+    assert abs(got["A-S1"]["effect"] - (0.75 - 1 / 3)) < 1e-6  # the same, re-typed per output sample
+    assert abs(got["A-F2"]["effect"] - 0.2) < 1e-6  # tail share per example from nll.npz: 0.3 vs 0.1
 
 
 def test_report_sections_and_summary(world: dict[str, Any]) -> None:
@@ -227,12 +239,12 @@ def test_report_sections_and_summary(world: dict[str, Any]) -> None:
     assert "testhost" in page and "abc1234" in page
     s = json.loads((world["report"] / "summary.json").read_text())
     assert s["spec"] == "tiny" and s["n_conditions"] == 8 and s["status"] == "complete"
-    assert s["headline"].startswith("6 of 9 findings reproduced at 95%, 0 in the paper's direction but not "
+    assert s["headline"].startswith("8 of 11 findings reproduced at 95%, 0 in the paper's direction but not "
                                      "significant, 1 contradicted, 2 not measurable") and s["headline"].endswith(".")
     assert "<h3>Design checks</h3>" in page and "the teachers are built with these rates" in page
     assert {c["id"]: c["verdict"] for c in s["claims"]} == EXPECTED
     assert {"effect", "ci_low", "ci_high", "verdict", "why", "effects", "design", "caveat"} <= set(s["claims"][0])
-    assert "All claims: effects and 95% intervals" not in page and "Forest plot of 12 claim effects" in page
+    assert "All claims: effects and 95% intervals" not in page and "Forest plot of 14 claim effects" in page
     # the engine recorded the stage's summary in the manifest
     m = json.loads((world["report"] / "manifest.json").read_text())
     assert m["summary"]["n_figures"] == len(srcs)
@@ -248,10 +260,10 @@ def test_publish_index(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     assert (reports / "tiny.html").read_bytes() == (world["report"] / "report.html").read_bytes()
     assert not (reports / "other.html").exists()
     index = (reports / "index.html").read_text()
-    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "6 / 9" in index
+    assert "href='tiny.html'" in index and "not run" in index and "Never run" in index and "8 / 11" in index
     assert "other: not run" in text and not list(reports.glob(".*tmp*"))
     m = json.loads((reports / "metrics.json").read_text())
-    assert list(m) == ["tiny"] and m["tiny"]["findings_reproduced"] == 6 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
+    assert list(m) == ["tiny"] and m["tiny"]["findings_reproduced"] == 8 and m["tiny"]["final_accuracy"]["G-none-0.05"]["cd-ood"] == 0.72
     curves = (reports / "curves.csv").read_text().splitlines()
     assert curves[0] == "spec,condition,benchmark,role,step,accuracy" and len(curves) == 1 + 8 * 3 * 4
     assert "tiny,G-none-0.05,cd-id,id,0,0.3" in curves
@@ -318,6 +330,6 @@ def test_pages_in_browser(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
     r = check_page(world["root"] / "reports" / "tiny.html")
     assert r["n_images"] == 12 and "Tiny study" in r["title"] and "Claims" in r["text"]
     # the claims table as a reader sees it: verdicts, effects with intervals, design checks apart
-    for text in ("Findings (9:", "Design checks", "reproduced", "contradicted", "not measurable",
+    for text in ("Findings (11:", "Design checks", "reproduced", "contradicted", "not measurable",
                  "our effect [95% interval]", "difference: 0.203 ["):
         assert text in r["text"], text

@@ -363,6 +363,8 @@ class Cells:
 
     def boot(self) -> Boot:
         if self.result is None:
+            if not self.cells:
+                raise NotMeasurable(f"no {what(self.metric, self.role)} for any selected condition")
             single = all(len(c) == 1 and not c[0].ids for c in self.cells)
             if single:
                 raise NotMeasurable(f"{what(self.metric, self.role)} is one number per condition with one seed: "
