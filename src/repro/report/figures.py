@@ -283,10 +283,14 @@ def sweeps(data: ReportData, pal: dict[str, str]) -> Iterator[tuple[str, Fig]]:
     benches = [b for b in data.benchmarks() if b in set(ev["benchmark"])]
     bpal = dict(zip(benches, sns.color_palette("dark", len(benches))))
     for axis in numeric_axes(data):
-        rest = [a for a in data.axes if a != axis]
+        if axis == "seed":  # replicates are averaged, not a sweep
+            continue
+        rest = [a for a in data.axes if a not in (axis, "seed")]
         rows = []
         for _, r in ev.iterrows():
             lab = data.labels(r["condition"])
+            if axis not in lab:
+                continue
             rows.append({"x": number(lab[axis]), "benchmark": r["benchmark"], "accuracy": r["accuracy"],
                          "group": " ".join(f"{a}={lab.get(a, '')}" for a in rest) or "all"})
         df = pd.DataFrame(rows).groupby(["benchmark", "group", "x"], as_index=False)["accuracy"].mean()
