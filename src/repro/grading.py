@@ -58,21 +58,39 @@ class GradeResult:
 
 def extract_boxed(text: str) -> str | None:
     """The content of the last `\\boxed{...}` (or `\\fbox{...}`) with balanced braces; None if there is none.
-    Escaped braces `\\{`, `\\}` inside do not count towards the balance."""
-    for m in reversed(list(re.finditer(r"\\(?:boxed|fbox)\s*\{", text))):
-        depth, i = 1, m.end()
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            depth += (c == "{") - (c == "}")
-            if depth == 0:
-                return text[m.end() : i].strip()
-            i += 1
-    return None
+    Escaped braces `\\{`, `\\}` inside do not count towards the balance. One linear pass (a 1 MB reply of
+    unclosed boxes costs milliseconds): the last box to open among those that close wins."""
+    opens = [m.end() for m in _BOX.finditer(text)]
+    if not opens:
+        return None
+    best: tuple[int, int] | None = None
+    stack: list[int] = []  # for each open brace: index into `opens` of the box it starts, or -1
+    k, i, n = 0, opens[0] - 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            if k < len(opens) and i == opens[k] - 1:
+                stack.append(k)
+                k += 1
+            else:
+                stack.append(-1)
+        elif c == "}" and stack:
+            j = stack.pop()
+            if j >= 0 and (best is None or j > best[0]):
+                best = (j, i)
+        if not stack and k < len(opens):
+            i = max(i + 1, opens[k] - 1)  # skip text between boxes
+            continue
+        i += 1
+    if best is None:
+        return None
+    return text[opens[best[0]]:best[1]].strip()
 
 
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _DELIMS = re.compile(r"\\boxed|\\fbox|(?<!\\)\$|\\\(|\\\[")  # an escaped dollar \$ is a currency sign
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 
