@@ -38,12 +38,13 @@ def answer_part(text: str) -> str | None:
 class Graded(Score):
     """A Score plus what the metrics count: `answered` (the completion has an answer part and the scorer found
     an answer in it), `timed_out` / `error` (the scorer overran its deadline or failed: counted wrong),
-    `extra` (task-specific numbers for the task's `aggregate`)."""
+    `extra` (task-specific numbers for the task's `aggregate`), `seconds` (scoring time, for tests and logs)."""
 
     answered: bool = True
     timed_out: bool = False
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # time spent scoring this item (not written to sample rows: they must be reproducible)
 
 
 def unanswered(reason: str = "reasoning never closed") -> Graded:

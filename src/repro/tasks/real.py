@@ -13,8 +13,10 @@ Math scoring (as study B's `math_eval_budget.py` does it, with two fixes the iss
   (so a "the final answer is 3" phrase elsewhere cannot outrank it); without a box the whole answer part
   goes to math-verify's usual extraction;
 - gold = the dataset's `answer` field, parsed as LaTeX;
-- grading runs in the shared `repro.grading.Grader` (worker process, hard per-answer deadline; a timeout
-  or crash is wrong and counted).
+- grading runs in a `repro.grading.Grader` (worker processes, hard per-answer deadline `grade_deadline`,
+  5 s by default; a timeout or crash is wrong and counted); answers that are hopeless for math-verify
+  (a boxed answer over 2,000 characters, nesting deeper than 64) are rejected in the parent by one linear
+  scan and counted as scorer errors; without a box only the last 4,000 characters are read.
 
 Subsampling: `Args.n` (and the call's `n`, whichever is smaller) takes a subsample seeded by `Args.seed`, in
 file order. The call's `seed` is ignored on purpose: every model of a study sees the same items.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -35,7 +38,7 @@ from pydantic import Field
 
 import repro
 from repro.errors import ReproError
-from repro.grading import extract_boxed, shared_grader
+from repro.grading import MAX_TAIL_CHARS, Grader, extract_boxed, screen_answer, shared_grader
 from repro.records import Problem, Score
 from repro.scoring import Graded, answer_part, unanswered
 from repro.tasks import TASKS, Task, TaskArgs
@@ -114,9 +117,34 @@ class FileBenchmark(Task):
         return _subsample(rows, _limit(args.n, n), args.seed)
 
 
+class MathArgs(BenchArgs):
+    """Arguments of a math benchmark."""
+
+    grade_deadline: float = Field(5.0, gt=0, description="Hard deadline per answer (seconds) for math-verify; "
+                                  "an answer over it is wrong and counted in n_timed_out.")
+    grade_workers: int = Field(1, ge=1, description="Grading worker processes.")
+
+
+_GRADERS: dict[tuple[int, float], Grader] = {}
+
+
+def grader_for(workers: int, deadline: float) -> Grader:
+    """The process-wide Grader for these settings (the shared one for the defaults)."""
+    if (workers, deadline) == (1, 5.0):
+        return shared_grader()
+    key = (workers, deadline)
+    if key not in _GRADERS:
+        _GRADERS[key] = Grader(workers=workers, deadline=deadline)
+        import atexit
+
+        atexit.register(_GRADERS[key].close)
+    return _GRADERS[key]
+
+
 class MathBenchmark(FileBenchmark):
     """Competition math with a string answer, graded by math-verify (boxed answer of the answer part first)."""
 
+    Args: ClassVar[type[TaskArgs]] = MathArgs
     required: ClassVar[tuple[str, ...]] = ("problem", "answer")
     id_fields: ClassVar[tuple[str, ...]] = ("unique_id", "id", "problem_idx")
 
@@ -127,6 +155,7 @@ class MathBenchmark(FileBenchmark):
             rid = next((r[k] for k in self.id_fields if r.get(k) not in (None, "")), i)
             meta = {k: r[k] for k in ("unique_id", "id", "problem_idx", "subject", "level", "url") if k in r}
             meta["source_prompt"] = r["problem"]
+            meta["grading"] = [args.grade_workers, args.grade_deadline] if isinstance(args, MathArgs) else [1, 5.0]
             out.append(Problem(id=f"{self.name}/{rid}", task=self.name, split=split,
                                prompt=PROMPT.format(problem=r["problem"]), answer=str(r["answer"]), meta=meta))
         return out
@@ -138,7 +167,9 @@ class MathBenchmark(FileBenchmark):
         """Grade many completions in one batched call to the shared Grader."""
         out: list[Score] = [unanswered() for _ in completions]
         todo: list[tuple[int, str, str | None]] = []  # (index, graded text, boxed content)
+        prep = [0.0] * len(completions)  # seconds spent in this process on each item
         for i, c in enumerate(completions):
+            t0 = time.monotonic()
             ans = answer_part(c)
             if ans is None:
                 continue
@@ -146,12 +177,20 @@ class MathBenchmark(FileBenchmark):
                 out[i] = unanswered("empty answer")
                 continue
             boxed = extract_boxed(ans)
-            todo.append((i, ans if boxed is None else "\\boxed{" + boxed + "}", boxed))
-        res = shared_grader().grade_many([(problems[i].answer, text) for i, text, _ in todo])
+            text = ans[-MAX_TAIL_CHARS:] if boxed is None else "\\boxed{" + boxed + "}"
+            why = screen_answer(text)
+            if why is not None:  # hopeless for math-verify: wrong at once, counted as a scorer error
+                out[i] = Graded(correct=False, pred=None if boxed is None else boxed[:200], finished=boxed is not None,
+                                answered=boxed is not None, error=why, seconds=time.monotonic() - t0)
+                continue
+            todo.append((i, text, boxed))
+            prep[i] = time.monotonic() - t0
+        workers, deadline = problems[0].meta.get("grading", [1, 5.0]) if problems else (1, 5.0)
+        res = grader_for(int(workers), float(deadline)).grade_many([(problems[i].answer, t) for i, t, _ in todo])
         for (i, _, boxed), r in zip(todo, res, strict=True):
             pred = r.extracted if r.extracted is not None else boxed
             out[i] = Graded(correct=r.correct, pred=pred, finished=boxed is not None, answered=pred is not None,
-                            timed_out=r.timed_out, error=r.error)
+                            timed_out=r.timed_out, error=r.error, seconds=prep[i] + r.seconds)
         return out
 
 
