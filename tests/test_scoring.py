@@ -204,3 +204,13 @@ def test_repro_score_ifeval_equals_lm_eval_reference(tmp_path: Path, capsys) -> 
                                  "follow_instruction_list": ref.follow_instruction_list}
             followed[kind] += ref.follow_all_instructions
     assert 0 < followed["strict"] <= followed["loose"] < len(rows)
+
+
+def test_report_cell_shows_what_scoring_counted() -> None:
+    import pandas as pd
+
+    from repro.report.sections import _counted
+
+    assert _counted(pd.Series({"n_timed_out": 2.0, "n_scorer_errors": 0.0, "n_unanswered": 3.0})) == \
+        " (2 timed out, 3 unanswered)"
+    assert _counted(pd.Series({"n_timed_out": float("nan")})) == ""
