@@ -10,12 +10,11 @@ import socket
 import tempfile
 import threading
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
 from repro.config import BenchmarkConfig, SamplingConfig
-from repro.generation import BACKENDS, GenParams, Generation
+from repro.generation import BACKENDS, Backend, Generation
 from repro.records import Problem
 from repro.scoring.sandbox import Limits, network_isolation, run_python
 from repro.tasks import get_task
@@ -230,17 +229,20 @@ def test_alpacaeval_reward_model_scores_match_single_forward(tiny_reward_model: 
 CANNED: dict[str, str] = {}
 
 
-def _canned_backend(model: str | Path, texts: Sequence[str], params: GenParams) -> list[list[Generation]]:
+class CannedJudge(Backend):
     """A stand-in for the external judge (GPT-4.1): replies chosen by the test, keyed by a word in the prompt."""
-    out = []
-    for t in texts:
-        reply = next((r for k, r in CANNED.items() if k in t), "I cannot grade this.")
-        out.append([Generation(reply, 10, True, "canned-judge")])
-    return out
+
+    name = "canned-judge"
+
+    def run(self, model, requests, sampling, runtime, skip, done) -> None:  # type: ignore[no-untyped-def]
+        for r in requests:
+            text = r.text if r.text is not None else r.messages[-1]["content"]
+            reply = next((v for k, v in CANNED.items() if k in text), "I cannot grade this.")
+            done(r, [Generation(reply, 10, True, self.name)])
 
 
 if "canned-judge" not in BACKENDS:
-    BACKENDS.register("canned-judge")(_canned_backend)
+    BACKENDS.register("canned-judge")(CannedJudge)
 
 
 def test_hexphi_loader_reads_hub_csv_folder() -> None:

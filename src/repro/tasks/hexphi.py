@@ -91,6 +91,8 @@ class HexPhiArgs(BenchArgs):
 
     judge_backend: str = Field("openai", description="Generation backend that runs the judge (repro.generation).")
     judge_model: str = Field("gpt-4.1", description="Judge model: the backend's model name, path or endpoint model.")
+    judge_backend_args: dict[str, Any] = Field(default_factory=dict, description="Arguments of the judge's backend, "
+                                               "e.g. {base_url: ..., api_key_env: OPENAI_API_KEY} for openai.")
     judge_max_new_tokens: int = Field(4096, ge=8, description="Judge reply length limit (greedy decoding).")
     judge_prompt_file: str | None = Field(None, description="Judge prompt template with {instruction} and {response}; "
                                           "None = JUDGE_PROMPT.")
@@ -129,8 +131,8 @@ class HexPhi(FileBenchmark):
 
     def problems(self, args: Any, split: str, n: int, seed: int) -> list[Problem]:
         assert isinstance(args, HexPhiArgs)
-        judge = args.model_dump(include={"judge_backend", "judge_model", "judge_max_new_tokens", "judge_prompt_file",
-                                         "clip_tokenizer", "clip_tokens"})
+        judge = args.model_dump(include={"judge_backend", "judge_model", "judge_backend_args", "judge_max_new_tokens",
+                                         "judge_prompt_file", "clip_tokenizer", "clip_tokens"})
         out = []
         for r in self.rows(args, split, n):
             cat = r["category"]
@@ -156,16 +158,17 @@ class HexPhi(FileBenchmark):
         return self.score_many([problem], [completion])[0]
 
     def score_many(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Score]:
-        from repro.generation import GenParams, generate
+        from repro.config import SamplingConfig
+        from repro.generation import generate
 
         if not problems:
             return []
         judge = problems[0].meta["judge"]
         answers = [answer_part(c) for c in completions]
         prompts = self.judge_prompts(problems, [a or "" for a in answers])
-        params = GenParams(max_new_tokens=judge["judge_max_new_tokens"], temperature=0.0, n=1)
-        replies = [g[0].text for g in generate(judge["judge_backend"], judge["judge_model"], prompts, params,
-                                               render=False)]
+        sampling = SamplingConfig(backend=judge["judge_backend"], backend_args=judge.get("judge_backend_args") or {},
+                                  temperature=0.0, max_new_tokens=judge["judge_max_new_tokens"], n_samples=1)
+        replies = [g[0].text for g in generate(sampling, judge["judge_model"], prompts)]  # the prompt as a user turn
         out: list[Score] = []
         for a, reply in zip(answers, replies, strict=True):
             s = parse_judge_score(reply)
