@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -100,11 +101,17 @@ class RunResult:
     seconds: float
 
 
-def _try_unshare(flags: int) -> bool:
+@lru_cache(maxsize=1)
+def _libc() -> Any:
+    """libc, loaded in the parent: the child between fork and exec only calls into it (no loading, no
+    allocation, which the memory limit or a threaded parent could make fail)."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.unshare(flags) == 0
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _try_unshare(flags: int) -> bool:
+    return _libc().unshare(flags) == 0
 
 
 @lru_cache(maxsize=1)
@@ -122,8 +129,13 @@ def network_isolation() -> str:
 
 
 def _preexec(limits: Limits, isolation: str) -> None:
-    """In the child, before exec: own process group, rlimits, empty network namespace."""
+    """In the child, before exec: own process group, empty network namespace, then the rlimits (last: the
+    address-space limit applies to this fork of a possibly large parent until exec)."""
     os.setsid()
+    if isolation == "netns":
+        _try_unshare(_CLONE_NEWNET)
+    elif isolation == "userns+netns":
+        _try_unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
     cpu = max(1, int(limits.cpu_seconds + 0.999))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     mem = limits.memory_mb * 1024 * 1024
@@ -131,10 +143,6 @@ def _preexec(limits: Limits, isolation: str) -> None:
     out = limits.output_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (out, out))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if isolation == "netns":
-        _try_unshare(_CLONE_NEWNET)
-    elif isolation == "userns+netns":
-        _try_unshare(_CLONE_NEWUSER | _CLONE_NEWNET)
 
 
 def run_python(code: str, stdin: str = "", limits: Limits = Limits(), audit: bool = True) -> RunResult:
@@ -142,6 +150,8 @@ def run_python(code: str, stdin: str = "", limits: Limits = Limits(), audit: boo
     (tests use it to show the other layers hold on their own)."""
     scratch = Path(tempfile.mkdtemp(prefix="repro-sandbox-"))
     isolation = network_isolation()
+    if isolation != "audit-hook-only":
+        _libc()
     t0 = time.monotonic()
     try:
         (scratch / "prog.py").write_text(code, encoding="utf-8")
