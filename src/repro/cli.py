@@ -10,6 +10,7 @@
     repro verify JOB|SPEC...                          rerun jobs in a scratch folder and compare hashes
     repro schema [-o FILE]                            JSON Schema of a spec
     repro list                                        registered tasks, teachers, filters, backends
+    repro score TASK FILE [--out RESULTS.jsonl]       score completions made anywhere (repro.scoring.score_cli)
 
 With no SPEC, the specs listed in params.yaml (`specs:`) are used: the default experiments.
 """
@@ -139,6 +140,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from repro.scoring.score_cli import score_file
+
+    try:
+        task_args = json.loads(args.task_args) if args.task_args else None
+    except json.JSONDecodeError as e:
+        raise ReproError(f"--task-args: not JSON ({e.msg})", exit_code=2) from None
+    metrics = score_file(args.task, Path(args.file), task_args, args.split, Path(args.out) if args.out else None)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from repro.analysis import ANALYSES
     from repro.filters import FILTERS
@@ -197,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_schema)
     p = sub.add_parser("list", help="registered components")
     p.set_defaults(fn=cmd_list)
+    p = sub.add_parser("score", help="score completions made anywhere with a task's scorer")
+    p.add_argument("task", help="registered task, e.g. ifeval, math500")
+    p.add_argument("file", help='JSONL of {"prompt", "response"} or {"id", "completion"} lines')
+    p.add_argument("--out", default=None, help="write one result per input line (JSONL, input order)")
+    p.add_argument("--task-args", default=None, help="task arguments as JSON, e.g. '{\"path\": \"x.jsonl\"}'")
+    p.add_argument("--split", default=None, help="task split (default: the task's last split)")
+    p.set_defaults(fn=cmd_score)
     return ap
 
 

@@ -58,21 +58,61 @@ class GradeResult:
 
 def extract_boxed(text: str) -> str | None:
     """The content of the last `\\boxed{...}` (or `\\fbox{...}`) with balanced braces; None if there is none.
-    Escaped braces `\\{`, `\\}` inside do not count towards the balance."""
-    for m in reversed(list(re.finditer(r"\\(?:boxed|fbox)\s*\{", text))):
-        depth, i = 1, m.end()
-        while i < len(text):
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            depth += (c == "{") - (c == "}")
-            if depth == 0:
-                return text[m.end() : i].strip()
-            i += 1
+    Escaped braces `\\{`, `\\}` inside do not count towards the balance. One linear pass (a 1 MB reply of
+    unclosed boxes costs milliseconds): the last box to open among those that close wins."""
+    opens = [m.end() for m in _BOX.finditer(text)]
+    if not opens:
+        return None
+    best: tuple[int, int] | None = None
+    stack: list[int] = []  # for each open brace: index into `opens` of the box it starts, or -1
+    k, i, n = 0, opens[0] - 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            if k < len(opens) and i == opens[k] - 1:
+                stack.append(k)
+                k += 1
+            else:
+                stack.append(-1)
+        elif c == "}" and stack:
+            j = stack.pop()
+            if j >= 0 and (best is None or j > best[0]):
+                best = (j, i)
+        if not stack and k < len(opens):
+            i = max(i + 1, opens[k] - 1)  # skip text between boxes
+            continue
+        i += 1
+    if best is None:
+        return None
+    return text[opens[best[0]]:best[1]].strip()
+
+
+MAX_ANSWER_CHARS = 2000  # a boxed answer longer than this is not a competition answer
+MAX_TAIL_CHARS = 4000  # without a box, math-verify reads only the end of the answer part
+MAX_NESTING = 64  # brace/parenthesis depth beyond which sympy recursion is hopeless
+
+
+def screen_answer(text: str) -> str | None:
+    """Why `text` (what would go to math-verify) is rejected without grading, or None: one linear scan, so
+    a 1 MB reply or 5,000-deep nesting costs milliseconds in the parent instead of a worker's deadline."""
+    if len(text) > MAX_ANSWER_CHARS + len("\\boxed{}") and text.startswith("\\boxed{"):
+        return f"answer too long ({len(text)} chars)"
+    depth = deepest = 0
+    for c in text:
+        if c in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "})]" and depth:
+            depth -= 1
+    if deepest > MAX_NESTING:
+        return f"nesting too deep ({deepest} levels)"
     return None
 
 
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _DELIMS = re.compile(r"\\boxed|\\fbox|(?<!\\)\$|\\\(|\\\[")  # an escaped dollar \$ is a currency sign
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
 
@@ -170,18 +210,25 @@ class _Worker:
         child.close()
         self.items: deque[int] = deque()  # indices of the items sent and not yet answered
         self.since = 0.0  # when the item at the head of `items` started
+        self.started = time.monotonic()
+        self.ready = False  # set once the worker has said "ready" (math-verify imported and warm)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the worker is ready (at most what is left of its start-up allowance)."""
+        if self.ready:
+            return
+        left = _START_TIMEOUT - (time.monotonic() - self.started) if timeout is None else timeout
         try:
-            ok = self.conn.poll(_START_TIMEOUT) and self.conn.recv() == "ready"
+            ok = self.conn.poll(max(0.0, left)) and self.conn.recv() == "ready"
         except (EOFError, OSError):
             ok = False
         if not ok:
             self.kill()
             raise RuntimeError(f"grading worker did not start (exit code {self.proc.poll()})")
+        self.ready = True
 
     def kill(self) -> None:
         self.proc.kill()
@@ -209,6 +256,7 @@ class Grader:
             raise ValueError("workers and batch must be >= 1 and deadline > 0")
         self.n_workers, self.deadline, self.batch = workers, deadline, batch
         self._workers: list[_Worker] = []
+        self._spare: _Worker | None = None  # a started worker that replaces the next one to overrun
         self.restarts = 0  # workers killed and replaced after an overrun or a crash
 
     # -- lifecycle
@@ -217,12 +265,13 @@ class Grader:
             self._workers = [_Worker() for _ in range(self.n_workers)]
             for w in self._workers:
                 w.wait_ready()
+            self._spare = _Worker()  # ready to replace the first worker that overruns, without a wait
         return self
 
     def close(self) -> None:
-        for w in self._workers:
+        for w in self._workers + ([self._spare] if self._spare else []):
             w.stop()
-        self._workers = []
+        self._workers, self._spare = [], None
 
     def __enter__(self) -> "Grader":
         return self.start()
@@ -256,14 +305,20 @@ class Grader:
         while todo or any(w.items for w in self._workers):
             now = time.monotonic()
             for w in self._workers:
-                if not w.items and todo:
+                if w.ready and not w.items and todo:
                     idx = todo.popleft()
                     w.conn.send([items[i] for i in idx])
                     w.items, w.since = deque(idx), now
             busy = [w for w in self._workers if w.items]
-            timeout = max(0.0, min(w.since + self.deadline for w in busy) - time.monotonic())
-            ready = wait([w.conn for w in busy], timeout)  # a dead worker's socket reads as ready (EOF)
+            starting = [w for w in self._workers if not w.ready]  # replacements still importing
+            ends = [w.since + self.deadline for w in busy] + [w.started + _START_TIMEOUT for w in starting]
+            timeout = max(0.0, min(ends) - time.monotonic())
+            ready = wait([w.conn for w in busy + starting], timeout)  # a dead worker's socket reads as ready
             for k, w in enumerate(self._workers):
+                if not w.ready:
+                    if w.conn in ready or time.monotonic() - w.started > _START_TIMEOUT:
+                        w.wait_ready(timeout=0.0)  # raises if it died or never came up
+                    continue
                 if not w.items:
                     continue
                 if w.conn in ready:
@@ -287,7 +342,7 @@ class Grader:
             pass  # the worker died; _replace handles the item in flight
 
     def _replace(self, k: int, out: list[GradeResult | None], todo: deque[list[int]], now: float) -> None:
-        """Kill worker k, fail its item in flight, requeue the rest of its batch, start a new worker."""
+        """Kill worker k, fail its item in flight, requeue the rest of its batch, swap in a new worker."""
         w = self._workers[k]
         alive = w.alive()
         i = w.items.popleft()
@@ -300,8 +355,10 @@ class Grader:
             todo.appendleft(list(w.items))
         w.kill()
         self.restarts += 1
-        self._workers[k] = _Worker()
-        self._workers[k].wait_ready()
+        # Swap in the spare (it has been importing math-verify meanwhile) and start the next spare; never
+        # block here: the other workers' deadlines keep running while a replacement comes up.
+        self._workers[k] = self._spare or _Worker()
+        self._spare = _Worker()
 
 
 _SHARED: tuple[int, Grader] | None = None

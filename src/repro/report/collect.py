@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 ROLE_ORDER = ("id", "ood", "safety", "probe")
 EVAL_FIELDS = ("n_items", "n_samples", "accuracy", "ci_low", "ci_high", "mean_response_tokens",
-               "finished_rate", "trapped_rate", "refusal_rate", "harm_score")
+               "finished_rate", "trapped_rate", "refusal_rate", "harm_score", "n_timed_out", "n_scorer_errors",
+               "n_unanswered")
 
 
 @dataclass

@@ -89,9 +89,16 @@ def conditions_section(data: ReportData, pal: dict[str, str]) -> Section | None:
                    "condition is the same in every figure.")
 
 
+def _counted(row: pd.Series) -> str:
+    """What scoring counted besides right and wrong: samples timed out, scorer errors, unanswered."""
+    parts = [f"{int(row[k])} {label}" for k, label in (("n_timed_out", "timed out"), ("n_scorer_errors", "scorer errors"),
+                                                       ("n_unanswered", "unanswered")) if pd.notna(row.get(k)) and row.get(k)]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _acc_table(ev: pd.DataFrame, data: ReportData) -> pd.DataFrame:
-    ev = ev.assign(cell=[f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else (f"{a:.3f}" if pd.notna(a) else "–")
-                         for a, lo, hi in zip(ev["accuracy"], ev["ci_low"], ev["ci_high"])])
+    ev = ev.assign(cell=[(f"{a:.3f} [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else (f"{a:.3f}" if pd.notna(a) else "–"))
+                         + _counted(r) for (_, r), a, lo, hi in zip(ev.iterrows(), ev["accuracy"], ev["ci_low"], ev["ci_high"])])
     t = ev.pivot_table(index="condition", columns="benchmark", values="cell", aggfunc="first")
     t = t.reindex([c for c in data.order if c in t.index])[[b for b in data.benchmarks() if b in t.columns]]
     return t.reset_index()

@@ -53,7 +53,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("filter", 1, "FilterJob", "exact", "light", 1000),
     Stage("pretrain", 2, "PretrainJob", "close", "train", 900),
     Stage("train", 1, "TrainJob", "close", "train", 100),
-    Stage("eval", 3, "EvalJob", "exact", "infer", 10),
+    Stage("eval", 4, "EvalJob", "exact", "infer", 10),
     Stage("analyze", 3, "AnalyzeJob", "exact", "infer", 10),
     Stage("report", 2, "ReportJob", "close", "light", 0),
 )

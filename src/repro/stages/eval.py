@@ -8,6 +8,12 @@ rates (trapped = hit the length limit without an answer), and for safety probes 
 the mean rule-based harm score (1..5) on harmful requests. The top-level `metrics.json` holds every
 benchmark's metrics by name.
 
+Scoring goes through `repro.scoring.apply` (the same path as `repro score`): only the answer part of a
+completion is read (after the last `</think>`), a scorer crash or timeout is a wrong answer counted in
+`n_scorer_errors` / `n_timed_out` (never a failed job), unanswered samples are counted, and the task's own
+metrics (`aggregate`) join the benchmark's metrics. A task with `evaluate_checkpoint` (an lm-eval task) is
+not sampled here: it evaluates the checkpoint itself and returns rows and metrics in the same schema.
+
 One job per checkpoint rather than per benchmark: a model is loaded once (on a GPU cluster a vLLM
 engine start costs minutes; on a laptop the imports and load cost seconds per job), as in
 lm-evaluation-harness. The price: adding a benchmark to a spec reruns that checkpoint's whole suite.
@@ -40,7 +46,11 @@ def score_samples(bench: BenchmarkConfig, sampling: SamplingConfig, step: int, p
 
     from repro.analysis.stats import bootstrap_ci, pass_at_k
 
+    from repro.scoring.apply import grade, row_fields, summary
+
     task = get_task(bench.task)
+    flat = [(p, k, g) for p, samples in zip(problems, gens) for k, g in enumerate(samples)]
+    grades = grade(task, [p for p, _, _ in flat], [g.text for _, _, g in flat])
     rows: list[dict[str, Any]] = []
     per_item: list[float] = []
     correct_counts: list[int] = []
@@ -49,47 +59,54 @@ def score_samples(bench: BenchmarkConfig, sampling: SamplingConfig, step: int, p
     safety = bench.task == "safety"
     if safety:
         from repro.tasks.probes import harm_score, is_refusal
-    for p, samples in zip(problems, gens):
-        flags = []
-        for k, g in enumerate(samples):
-            s = task.score(p, g.text)
-            flags.append(bool(s.correct))
-            row = {"problem_id": p.id, "sample": k, "output": g.text, "pred": s.pred, "correct": bool(s.correct),
-                   "n_tokens": g.n_new_tokens, "finished": bool(g.finished), "answered": s.pred is not None}
-            if safety and p.meta.get("harmful"):
-                row["harm_score"] = harm_score(p, g.text)
-                harmful_refusals.append(float(is_refusal(g.text)))
-                harm_scores.append(float(row["harm_score"]))
-            rows.append(row)
-        per_item.append(sum(flags) / len(flags))
-        correct_counts.append(sum(flags))
+    by_item: dict[str, list[bool]] = {}
+    for (p, k, g), s in zip(flat, grades):
+        by_item.setdefault(p.id, []).append(bool(s.correct))
+        row = {"problem_id": p.id, "sample": k, "output": g.text, "n_tokens": g.n_new_tokens,
+               "finished": bool(g.finished), **row_fields(s)}
+        if safety and p.meta.get("harmful"):
+            row["harm_score"] = harm_score(p, g.text)
+            harmful_refusals.append(float(is_refusal(g.text)))
+            harm_scores.append(float(row["harm_score"]))
+        rows.append(row)
+    for p in problems:
+        flags = by_item.get(p.id, [])
+        if flags:
+            per_item.append(sum(flags) / len(flags))
+            correct_counts.append(sum(flags))
     mean, lo, hi = bootstrap_ci(per_item, n_boot=1000, seed=0) if per_item else (0.0, 0.0, 0.0)
     n = sampling.n_samples
     lengths = np.array([r["n_tokens"] for r in rows], dtype=float)
     metrics: dict[str, Any] = {
         "benchmark": bench.name, "task": bench.task, "split": bench.split,
-        "role": bench.role, "step": step, "n_items": len(problems), "n_samples": n,
+        "role": bench.role, "step": step, "n_items": len(problems), "n_samples": n, "metric": f"avg@{n}",
         "accuracy": round(float(mean), 6), "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
         "mean_response_tokens": round(float(lengths.mean()), 3) if len(lengths) else 0.0,
         "finished_rate": round(float(np.mean([r["finished"] for r in rows])), 6) if rows else 0.0,
         "trapped_rate": round(float(np.mean([(not r["finished"]) and (not r["answered"]) for r in rows])), 6) if rows else 0.0,
         "backend": gens[0][0].backend if gens and gens[0] else sampling.backend,
     }
+    metrics.update(summary(task, [p for p, _, _ in flat], grades))
     if n > 1:
         metrics["pass_at_k"] = {str(k): round(float(np.mean([pass_at_k(n, c, k) for c in correct_counts])), 6)
-                                for k in sorted({1, n})}
+                                for k in sorted({1, n} | {2 ** i for i in range(1, n.bit_length()) if 2 ** i <= n})}
     if safety:
         metrics["refusal_rate"] = round(float(np.mean(harmful_refusals)), 6) if harmful_refusals else None
         metrics["harm_score"] = round(float(np.mean(harm_scores)), 6) if harm_scores else None
     return rows, metrics
 
 
+def _model_level(b: BenchmarkConfig) -> bool:
+    """Whether the benchmark's task evaluates a checkpoint itself (lm-eval) rather than scoring our samples."""
+    return hasattr(get_task(b.task), "evaluate_checkpoint")
+
+
 def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
     from repro.config import effective_sampling
     from repro.generation import Runtime, backend_record, generate
 
-    suites = [(b, load_problems(b), effective_sampling(b, cfg.sampling)) for b in cfg.benchmarks]
     model = checkpoint_path(inputs["model"], cfg.step)
+    suites = [(b, load_problems(b), effective_sampling(b, cfg.sampling)) for b in cfg.benchmarks if not _model_level(b)]
     rt = Runtime(threads=runtime.get("threads"), batch_size=cfg.batch_size,
                  partial=Path(runtime.get("partial") or out / ".partial"))
     # one generation pass per distinct sampling (one, unless benchmarks override it), in benchmark order
@@ -107,9 +124,20 @@ def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any
         for i in members:
             gens[i] = out_g[at : at + len(suites[i][1])]
             at += len(suites[i][1])
-    everything: dict[str, Any] = {}
+    results: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for i, (bench, problems, s) in enumerate(suites):
-        rows, metrics = score_samples(bench, s, cfg.step, problems, gens[i])
+        results[bench.name] = score_samples(bench, s, cfg.step, problems, gens[i])
+    for bench in cfg.benchmarks:
+        if _model_level(bench):  # e.g. an lm-eval task run through lm-eval's own model classes
+            task = get_task(bench.task)
+            s = effective_sampling(bench, cfg.sampling)
+            rows, metrics = task.evaluate_checkpoint(task.Args(**(bench.task_args or {})), model, bench, s, runtime)
+            metrics.update({"benchmark": bench.name, "task": bench.task, "split": bench.split, "role": bench.role,
+                            "step": cfg.step})
+            results[bench.name] = (rows, metrics)
+    everything: dict[str, Any] = {}
+    for bench in cfg.benchmarks:
+        rows, metrics = results[bench.name]
         (out / bench.name).mkdir()
         write_jsonl(out / bench.name / "samples.jsonl", rows)
         (out / bench.name / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

@@ -43,7 +43,8 @@ class Task:
 
 TASKS: Registry[Task] = Registry(
     "task", group="repro.tasks",
-    builtins=tuple(f"repro.tasks.{m}" for m in ("countdown", "twohop", "modarith", "probes", "real", "dataset")))
+    builtins=tuple(f"repro.tasks.{m}" for m in ("countdown", "twohop", "modarith", "probes", "real", "dataset", "ifeval",
+                                                "gpqa", "livecodebench", "alpacaeval", "hexphi", "lmeval")))
 
 
 def get_task(name: str) -> Task:
