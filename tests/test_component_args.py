@@ -43,6 +43,9 @@ def variants() -> list[tuple[str, str, str, str]]:
         ("backend", BASE + "  eval: {sampling: {backend: vllm, backend_args: {tensor_paralel_size: 2}}}\n",
          "eval.sampling.backend_args.tensor_paralel_size", "tensor_parallel_size"),
         ("stage section", BASE + "  train: {step: 3}\n", "base.train.step", "steps"),
+        ("claim check", BASE + "  eval: {benchmarks: [{name: b, task: countdown, role: ood}]}\naxes: {t: {a: {train.lr: 0.1}, b: {train.lr: 0.2}}}\n"
+         "claims: [{id: X, paper: p, claim: c, check: {kind: greater, metric: accuracy, role: ood, hgher: {t: a}, lower: {t: b}}}]\n",
+         "claims.0.check.hgher", "higher"),
     ]
 
 

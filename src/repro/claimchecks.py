@@ -155,7 +155,7 @@ def unknown_key(model: type[BaseModel], data: Any, path: str = "") -> str | None
         return None
     for key, value in data.items():
         if key not in model.model_fields:
-            return (f"{path}{key}: unknown key for check kind {data.get('kind', model.__name__)!r}"
+            return (f"{path}{key}: unknown key of check kind {data.get('kind', model.__name__)!r}"
                     if path == "" else f"{path}{key}: unknown key") + f"; allowed keys: {', '.join(model.model_fields)}"
         ann = model.model_fields[key].annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
@@ -172,17 +172,26 @@ def precheck(check: Any) -> Any:
     check = {"kind": "greater", **check}
     kind = check["kind"]
     if kind not in CHECKS:
-        raise ValueError(f"unknown check kind {kind!r}; allowed kinds: {', '.join(CHECKS.names())}")
+        raise field_error("kind", f"unknown check kind {kind!r}; allowed kinds: {', '.join(CHECKS.names())}")
     msg = unknown_key(CHECKS.get(kind), check)
     if msg:
-        raise ValueError(msg)
+        sub, _, text = msg.partition(": ")
+        raise field_error(sub, text)
     metric = check.get("metric")
     if isinstance(metric, str) and metric not in (*EVAL_METRICS, "final_loss"):
         head = metric.split(".")[0]
         if "." not in metric or head not in ANALYSES:
-            raise ValueError(f"metric {metric!r}: expected one of {', '.join((*EVAL_METRICS, 'final_loss'))} or "
-                             f"<analysis>.<path> with analysis one of {', '.join(ANALYSES)}")
+            raise field_error("metric", f"unknown metric {metric!r}; expected one of {', '.join((*EVAL_METRICS, 'final_loss'))} "
+                              f"or <analysis>.<path> with analysis one of {', '.join(ANALYSES)}")
     return check
+
+
+def field_error(sub: str, message: str) -> Exception:
+    """A validation error located at `sub` below the field being validated (repro.spec reports it as
+    `<field path>.<sub>: <message>`)."""
+    from pydantic_core import PydanticCustomError
+
+    return PydanticCustomError("repro_field", "{sub}: {message}", {"sub": sub, "message": message})
 
 
 def selectors(check: BaseModel) -> list[tuple[str, Selector]]:

@@ -278,6 +278,9 @@ def _pyd_problems(file: str, prefix: str, err: ValidationError, model: Any = Non
         loc = ".".join(locs)
         path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
         msg = e["msg"]
+        if e["type"] == "repro_field":  # raised by a validator that knows the exact key (repro.claimchecks)
+            out.append((file, f"{path}.{e['ctx']['sub']}", e["ctx"]["message"]))
+            continue
         if e["type"] == "extra_forbidden":
             keys = check_path_model(model, locs[:-1]) if model is not None else None
             msg = f"unknown key; allowed keys: {', '.join(keys)}" if keys else "unknown key (not a field of this section)"
