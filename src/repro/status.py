@@ -112,6 +112,19 @@ def _last_progress(path: Path) -> str | None:
     return None
 
 
+_RUN = re.compile(r"RUN (?P<id>\w+) host (?P<host>\S+) pid (?P<pid>\d+)")
+
+
+def _run_lines(path: Path) -> dict[int, str]:
+    """pid -> host of the runs a log records (`job_log` writes a RUN line at each start)."""
+    out: dict[int, str] = {}
+    for line in _tail(path, 10**6, 8 * 2**20):
+        m = _RUN.search(line)
+        if m:
+            out[int(m.group("pid"))] = m.group("host")
+    return out
+
+
 def _holder(job: Job, log_age: float | None) -> tuple[dict[str, Any] | None, bool]:
     """(who holds the job, whether that holder is alive); (None, False) when nobody does."""
     host = socket.gethostname()
@@ -136,8 +149,11 @@ def _holder(job: Job, log_age: float | None) -> tuple[dict[str, Any] | None, boo
             h["start"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(tmp.stat().st_mtime))
         except OSError:
             pass
-        # a tmp folder names no host: alive if its pid lives here, or if the job's log is fresh
-        return h, (pid > 0 and _pid_alive(pid)) or fresh
+        # the tmp folder names the pid; the log's RUN line of that pid names the host
+        h["host"] = _run_lines(log_path(job)).get(pid)
+        if h["host"] == host:
+            return h, _pid_alive(pid)
+        return h, fresh or (h["host"] is None and pid > 0 and _pid_alive(pid))
     return None, False
 
 
@@ -235,12 +251,14 @@ def job_log(job: Job) -> Iterator[Path]:
     """Make sure the job's log lines (and a failure's traceback) reach logs/<stage>/<name>-<id>.log:
     unless stderr already is that file (Snakemake's `> {log} 2>&1`), add a handler that appends there."""
     path = log_path(job)
+    run_line = ("RUN %s host %s pid %d", job.id, socket.gethostname(), os.getpid())
     try:
         err = os.fstat(2)
         same = path.is_file() and os.path.samestat(err, path.stat())
     except OSError:
         same = False
     if same:
+        log.info(*run_line)
         yield path
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,6 +267,7 @@ def job_log(job: Job) -> Iterator[Path]:
     handler.setLevel(logging.INFO)
     root = logging.getLogger()
     root.addHandler(handler)
+    log.info(*run_line)
     try:
         yield path
     except BaseException as e:
