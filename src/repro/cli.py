@@ -93,7 +93,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from repro.plan import build_plan
     from repro.status import render, status
 
-    st = status(build_plan(_specs(args), args.sets))
+    from repro.paths import default_params
+
+    sets = args.sets or ([] if args.specs else default_params()[1])  # params.yaml's `set:` with its specs
+    st = status(build_plan(_specs(args), sets))
     if args.json:
         json.dump(st, sys.stdout, indent=1)
         print()

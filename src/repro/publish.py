@@ -3,7 +3,8 @@
 `publish(plan)` copies each spec's report job output (report.html) to `paths.reports_root()/<spec>.html`
 when the job is done, and writes an index listing every experiment of the plan (title, status, headline,
 claims matching, link), plus the DVC metrics and plots that dvc.yaml's publish stage declares:
-reports/metrics.json (per spec: claims checked/matching, final accuracy by condition and benchmark) and
+reports/metrics.json (per spec: claims checked/matching, final accuracy by condition and benchmark, final
+training loss by condition) and
 reports/curves.csv (spec, condition, benchmark, role, step, accuracy), and the plot data of dvc.yaml's
 `plots:`: one file per spec, benchmark and condition, `reports/plots/<spec>/<benchmark>/<condition>.csv`
 (step, accuracy), so `dvc plots show` draws one line per condition on each spec's benchmark. Every write is
@@ -82,7 +83,8 @@ def index_html(entries: list[dict[str, Any]]) -> str:
 
 
 def metrics(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """DVC metrics: per spec, claims checked/matching, conditions and final accuracy per condition/benchmark."""
+    """DVC metrics: per spec, claims checked/matching, conditions, final accuracy per condition/benchmark and
+    final training loss per condition."""
     out: dict[str, Any] = {}
     for e in entries:
         if not e["done"]:
@@ -91,6 +93,28 @@ def metrics(entries: list[dict[str, Any]]) -> dict[str, Any]:
         out[e["spec"]] = {"n_conditions": e.get("n_conditions", 0), "claims_checked": len(checked),
                           "claims_matching": sum(bool(c["direction_matches"]) for c in checked),
                           "final_accuracy": e.get("final_accuracy", {})}
+        if e.get("final_train_loss"):
+            out[e["spec"]]["final_train_loss"] = e["final_train_loss"]
+    return out
+
+
+def final_train_loss(plan: Any, report_id: str) -> dict[str, float]:
+    """Per condition of a report, the training loss logged at the condition's last step (train_log.jsonl
+    of its training run, which may run longer when conditions of several lengths share it)."""
+    out = {}
+    for row in plan.jobs[report_id].config["conditions"]:
+        job = plan.jobs.get(row.get("train") or "")
+        loss = None
+        try:
+            with open(job.outdir / "train_log.jsonl", encoding="utf-8") if job else io.StringIO() as fh:
+                for line in fh:
+                    r = json.loads(line)
+                    if r.get("step", 0) <= row["steps"] and r.get("loss") is not None:
+                        loss = r["loss"]
+        except (OSError, ValueError):
+            loss = None
+        if loss is not None:
+            out[row["name"]] = round(float(loss), 6)
     return out
 
 
@@ -181,6 +205,7 @@ def publish(plan: Any) -> str:
             _atomic_copy(src, root / f"{name}.html")
             entry.update({k: v for k, v in _summary(job.outdir).items() if k in ("headline", "status", "n_conditions", "claims", "final_accuracy")})
             entry["done"] = True
+            entry["final_train_loss"] = final_train_loss(plan, sp.report_id)
             lines.append(f"{name}: {root / (name + '.html')} ({entry.get('status', 'done')})")
         else:
             lines.append(f"{name}: not run (report job {job.id})")
