@@ -49,7 +49,7 @@ def plain_loop(data: list[dict[str, list[int]]], model, pad: int, steps: int, ba
     return tokens
 
 
-def run(steps: int = 40, batch: int = 16, arch: str = "s", threads: int | None = None, quick: bool = False) -> list[Figure]:
+def run(steps: int = 30, batch: int = 16, arch: str = "xs", threads: int | None = None, quick: bool = False) -> list[Figure]:
     from repro.models import build_model, build_tokenizer, render_prompt, set_threads
     from repro.training import TrainParams, _tokenize, sft
 

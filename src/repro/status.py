@@ -13,6 +13,8 @@ A job is
 
 `job_log(job)` is what `repro run` uses to make sure a job's log lands in that file under every engine:
 Snakemake redirects the job's output there itself; under DVC or by hand the runner adds a log handler.
+It starts every run with a `RUN <id> host <host> pid <pid>` line, which names the host of the pid in a
+temporary folder's name. A per-job lock file is read as JSON or `key: value` lines (host, pid, start).
 
     repro status                        # the default experiments (params.yaml)
     repro status experiments/smoke.yaml --json
