@@ -86,8 +86,9 @@ def test_params_diff_plots_and_metrics_diff(workdir: Path) -> None:
     _two_conditions(spec, 1.0e-2)
     dvcgen.write_dvc(wd / "dvc.yaml")
     diff = json.loads(_run(wd, "dvc", "params", "diff", "--json").stdout)
-    changed = {(f, k): v for f, d in diff.items() for k, v in d.items()}
-    assert changed == {("params/smoke2.yaml", "hi.train.lr"): {"old": 3.0e-3, "new": 1.0e-2}}, diff
+    changed = {(f, k): (v["old"], v["new"]) for f, d in diff.items() for k, v in d.items()}
+    assert changed == {("params/smoke2.yaml", "hi.train.lr"): (3.0e-3, 1.0e-2)}, diff
+    assert "hi.train.lr" in _run(wd, "dvc", "params", "diff").stdout
 
     _run(wd, "dvc", "repro", timeout=1500)
     _git(wd, "add", "-A")
@@ -99,6 +100,10 @@ def test_params_diff_plots_and_metrics_diff(workdir: Path) -> None:
     assert "smoke2.final_train_loss.hi" in m and "smoke2.final_train_loss.lo" not in m, m
     text = _run(wd, "dvc", "metrics", "diff", "HEAD~1", "HEAD").stdout
     assert "final_train_loss.hi" in text
+
+    # dvc exp show: a column per condition setting and per metric, a row per commit
+    header = _run(wd, "dvc", "exp", "show", "--csv", "-A").stdout.splitlines()[0].split(",")
+    assert {"hi.train.lr", "lo.train.lr", "smoke2.final_train_loss.hi", "smoke2.n_conditions"} <= set(header)
 
     # dvc plots show: one plot per benchmark, one line (data file) per condition in each
     _run(wd, "dvc", "plots", "show", "-o", "plots_out")
