@@ -45,7 +45,7 @@ def one_at_a_time(ckpt: Path, prompts: list[str], max_new: int) -> float:
     return direct(ckpt, prompts, 1, max_new)
 
 
-def run(n: int = 96, batch: int = 32, max_new: int = 32, arch: str = "xs", threads: int | None = None,
+def run(n: int = 128, batch: int = 32, max_new: int = 64, arch: str = "s", threads: int | None = None,
         quick: bool = False) -> list[Figure]:
     from repro.config import BenchmarkConfig, EvalJob, SamplingConfig
     from repro.models import build_model, build_tokenizer, render_prompt, set_threads
