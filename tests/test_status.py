@@ -171,3 +171,21 @@ def test_failed_job_run_outside_snakemake_has_its_log(workdir: Path, capsys: pyt
     assert log.is_file() and "inputs not done" in log.read_text()
     j = _job(_status_json(capsys), filt.id)
     assert j["state"] == "failed" and j["log"] == str(log) and "inputs not done" in "".join(j["last_lines"])
+
+
+def test_fresh_log_without_holder_is_starting_and_an_error_is_a_failure(workdir: Path) -> None:
+    """Snakemake opens the log before `repro run` makes its folder: a fresh log with no error is a job
+    starting; once the log holds an error (or is older than STARTING_S) it is a failure."""
+    from repro.status import STARTING_S
+
+    plan = build_plan([SPEC])
+    job = plan.by_stage("eval")[0]
+    log = log_path(job)
+    log.parent.mkdir(parents=True)
+    log.write_text("2026-01-01 00:00:00 INFO repro.status: RUN x host h pid 1\n")
+    assert job_status(job, plan)["state"] == "running"
+    os.utime(log, (time.time() - STARTING_S - 1,) * 2)
+    assert job_status(job, plan)["state"] == "failed"
+    log.write_text("Traceback (most recent call last):\nValueError: boom\n")
+    d = job_status(job, plan)
+    assert d["state"] == "failed" and d["last_lines"][-1] == "ValueError: boom"

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 STATES = ("done", "running", "failed", "todo")
 TAIL_LINES = 15
+STARTING_S = 10.0  # a fresh log without a holder or an error: the job is starting
+_ERROR = re.compile(r"Traceback|\bERROR\b|^error:|Error:")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -183,12 +185,18 @@ def job_status(job: Job, plan: Plan | None = None) -> dict[str, Any]:
         if d["progress"]:
             d["progress_fields"] = parse(d["progress"])
         return d
+    tail = _tail(lp) if lp.is_file() else []
+    if holder is None and age is not None and age < STARTING_S and not any(_ERROR.search(x) for x in tail):
+        d["state"] = "running"  # the engine opened the log; the runner has not made its folder yet
+        d["holder"] = {"starting": True}
+        d["progress"] = _last_progress(lp)
+        return d
     if holder is not None or lp.is_file() or partial.is_dir():
         d["state"] = "failed"
         if holder is not None:
             d["holder"] = holder
             d["reason"] = "its process is gone (killed?)"
-        d["last_lines"] = _tail(lp) if lp.is_file() else []
+        d["last_lines"] = tail
         return d
     d["state"] = "todo"
     if plan is not None:
