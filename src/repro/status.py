@@ -6,7 +6,9 @@ A job is
 - running: someone holds it — a per-job lock file (host, pid, start) if the runner wrote one, else the
   runner's temporary folder `results/<stage>/.tmp-<name>-<id>-<pid>/` — and the holder is alive: its pid
   exists when it runs on this host, or its log was written within `stale_after()` seconds (a running job
-  logs a PROGRESS line at least every $REPRO_PROGRESS_INTERVAL seconds, see repro.progress);
+  logs a PROGRESS line at least every $REPRO_PROGRESS_INTERVAL seconds, see repro.progress); also a log
+  opened less than STARTING_S ago with no error in it (the engine started the job, the runner has not
+  made its folder yet);
 - failed: not done, not running, and it left a trace: a log `logs/<stage>/<name>-<id>.log`, a temporary
   folder or lock of a dead process (killed), or kept partial work (`.partial-<name>-<id>/`);
 - to do: none of these; `ready` when all its inputs are done.
