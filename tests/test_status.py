@@ -120,7 +120,7 @@ def _job(st: dict, jid: str) -> dict:
 def test_killed_generate_job_is_running_then_failed(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Acceptance: a generate job is killed in the middle; before that its log's last progress line is no
     older than the interval and status says running (pid, progress); after, failed with its log path."""
-    interval = 0.5
+    interval = 1.0
     plan = build_plan([SPEC], BIG)
     gen = plan.by_stage("generate")[0]
     env = dict(os.environ, REPRO_PROGRESS_INTERVAL=str(interval), PYTHONPATH=os.pathsep.join(sys.path))
@@ -146,7 +146,7 @@ def test_killed_generate_job_is_running_then_failed(workdir: Path, capsys: pytes
         time.sleep(2 * interval)
         last = [ln for ln in log.read_text().splitlines() if "PROGRESS" in ln][-1]
         age = time.time() - log.stat().st_mtime
-        assert age <= interval + 0.5, f"last progress line {age:.2f} s old: {last}"
+        assert age <= interval + 0.5, f"last progress line {age:.2f} s old: {last}"  # 0.5 s: a loaded machine
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:

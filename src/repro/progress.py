@@ -3,9 +3,9 @@
 Jobs run without a terminal (under Snakemake, DVC or SLURM), where progress bars are switched off, so
 every long loop reports through this instead. A line is logged when work is reported done and at least
 `interval` seconds (default 10 s, or $REPRO_PROGRESS_INTERVAL) have passed since the last one, plus the
-first and the last line. A heartbeat thread also logs the current line whenever `interval` passes with no
-line (one slow batch, a long model load inside the loop), so a running job's log is never older than the
-interval: `repro status` reads that as "alive", and the last line as how far it got.
+first and the last line. A heartbeat thread also logs the current line whenever 0.8 `interval` passes with
+no line (one slow batch, a long model load inside the loop), so a running job's log is never older than
+the interval: `repro status` reads that as "alive", and the last line as how far it got.
 
     with Progress("generate", total=len(prompts), unit="prompts") as p:
         for batch in batches:
@@ -107,8 +107,10 @@ class Progress:
             self._emit()
 
     def _beat(self) -> None:
-        while not self._stop.wait(max(0.05, min(self.interval / 4, 1.0))):
-            if time.monotonic() - self.last >= self.interval:
+        # a line after 0.8 interval of silence, checked every 0.1 interval: the newest line stays younger
+        # than the interval even when the process is not scheduled for a moment
+        while not self._stop.wait(max(0.05, min(self.interval / 10, 1.0))):
+            if time.monotonic() - self.last >= 0.8 * self.interval:
                 self._emit()
 
     def __enter__(self) -> "Progress":
