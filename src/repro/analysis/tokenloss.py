@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from repro.models import common_prefix, render_prompt, set_threads
 from repro.progress import Progress
 
