@@ -1,26 +1,22 @@
-"""Benchmark of repro.grading: answers per second on a mix of answers, and the worst single-answer time.
+"""Grading (repro.grading): answers per second on a seeded mix of answers, and the worst single answer
+against the hard deadline. The mix: correct and wrong integers inside realistic completions, equivalent
+fractions/decimals, sets, LaTeX expressions, tuples, malformed LaTeX, empty outputs, and a few pathological
+answers (a power tower whose comparison hangs math-verify in C code): those are killed at the deadline.
 
-The mix (seeded): correct and wrong integers inside realistic completions, equivalent fractions/decimals,
-sets, LaTeX expressions, tuples, malformed LaTeX, empty outputs, and a few pathological answers (a power
-tower whose comparison hangs math-verify in C code). The worst single-answer time must stay within the
-deadline (plus polling slack): the pathological items are killed, not waited for.
-
-    python benchmarks/bench_grading.py --n 10000 --workers 2 --deadline 5
+    python -m benchmarks --only grading
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import random
-import statistics
 import time
-from collections import defaultdict
+from collections import Counter
 
-from repro.grading import Grader
+from benchmarks.common import Figure
 
 TOWER = r"\boxed{\dfrac{5^{\left(5^{\left(5^{\left(5^5\right)}\right)} - 4\right)} - 5}{16}}"
 FILLER = "We simplify step by step.\n\nFirst, note that the sum telescopes.\n\nTherefore the answer is "
+KINDS = ["int_correct", "int_wrong", "fraction", "decimal", "set", "latex", "tuple", "malformed", "empty"]
 
 
 def make_item(kind: str, rng: random.Random) -> tuple[str, str, bool | None]:
@@ -51,51 +47,28 @@ def make_item(kind: str, rng: random.Random) -> tuple[str, str, bool | None]:
     raise ValueError(kind)
 
 
-KINDS = ["int_correct", "int_wrong", "fraction", "decimal", "set", "latex", "tuple", "malformed", "empty"]
+def run(n: int = 3000, workers: int = 2, deadline: float = 5.0, pathological: int = 3, seed: int = 0,
+        quick: bool = False, threads: int | None = None) -> list[Figure]:
+    from repro.grading import Grader
 
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=10_000, help="number of answers")
-    ap.add_argument("--workers", type=int, default=2, help="grading worker processes")
-    ap.add_argument("--deadline", type=float, default=5.0, help="hard per-answer deadline (s)")
-    ap.add_argument("--pathological", type=int, default=3, help="how many hanging answers to include")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-    rng = random.Random(args.seed)
-    kinds = ["pathological"] * args.pathological + [KINDS[i % len(KINDS)] for i in range(args.n - args.pathological)]
+    if quick:
+        n = 500
+    rng = random.Random(seed)
+    kinds = ["pathological"] * pathological + [KINDS[i % len(KINDS)] for i in range(n - pathological)]
     rng.shuffle(kinds)
     items = [make_item(k, rng) for k in kinds]
-
-    t0 = time.monotonic()
-    with Grader(workers=args.workers, deadline=args.deadline) as g:
+    with Grader(workers=workers, deadline=deadline) as g:
         t1 = time.monotonic()
         res = g.grade_many([(gold, pred) for gold, pred, _ in items])
-        t2 = time.monotonic()
-        restarts = g.restarts
-
-    per: dict[str, list] = defaultdict(list)
-    for k, (_, _, want), r in zip(kinds, items, res):
-        per[k].append((want, r))
-    print(f"{'kind':<14}{'n':>6}{'correct':>9}{'unexpected':>11}{'timed_out':>10}{'mean ms':>9}{'max ms':>9}")
-    for k in sorted(per):
-        rows = per[k]
-        secs = [r.seconds for _, r in rows]
-        bad = sum(w is not None and w != r.correct for w, r in rows)
-        print(f"{k:<14}{len(rows):>6}{sum(r.correct for _, r in rows):>9}{bad:>11}"
-              f"{sum(r.timed_out for _, r in rows):>10}{1000 * statistics.mean(secs):>9.1f}{1000 * max(secs):>9.0f}")
-    secs = sorted(r.seconds for r in res)
-    worst = secs[-1]
-    print()
-    print(f"answers            {len(res)}  (workers={args.workers}, deadline={args.deadline:g}s)")
-    print(f"start-up           {t1 - t0:.2f} s")
-    print(f"grading wall time  {t2 - t1:.2f} s  -> {len(res) / (t2 - t1):.0f} answers/s")
-    print(f"per-answer p50/p99 {1000 * secs[len(secs) // 2]:.1f} / {1000 * secs[int(0.99 * (len(secs) - 1))]:.1f} ms")
-    print(f"worst single answer {worst:.2f} s  (bounded by deadline: {worst <= args.deadline + 0.5})")
-    print(f"timed out / restarts {sum(r.timed_out for r in res)} / {restarts}")
-
-
-if __name__ == "__main__":
-    main()
+        wall = time.monotonic() - t1
+    wrong = Counter(k for k, (_, _, want), r in zip(kinds, items, res) if want is not None and want != r.correct)
+    worst = max(r.seconds for r in res)
+    timed_out = sum(r.timed_out for r in res)
+    slack = 1.0
+    return [
+        Figure("grading", f"grading {len(res)} answers ({pathological} pathological), {workers} workers",
+               round(len(res) / wall, 1), "answers/s", note=f"wall {wall:.1f} s; unexpected verdicts {dict(wrong) or 0}",
+               extra={"unexpected": dict(wrong)}),
+        Figure("grading", "worst single answer", round(worst, 2), "s", "deadline", deadline, round(worst / deadline, 3),
+               f"<= deadline + {slack:g} s", worst <= deadline + slack, f"timed out: {timed_out}"),
+    ]

@@ -1,25 +1,21 @@
-"""Benchmark: planning a large grid, and `snakemake -n` over a big plan vs a hand-written Snakefile.
+"""Planning speed: a 10,000-condition grid planned in-process, and `snakemake -n` over a ~2,000-job plan
+with our Snakefile against a hand-written Snakefile listing the same jobs (each run twice, best taken).
 
-    python benchmarks/bench_plan.py                 # 10,000-condition grid; 2,000-job snakemake comparison
-    python benchmarks/bench_plan.py --conditions 10000 --snake-jobs 2000
-
-Prints: seconds to plan the grid (load + validate + expand + plan, in-process, after imports), and the
-wall time of `snakemake -n` on our Snakefile vs a hand-written Snakefile with the same jobs, measured side by
-side (each run twice, best taken).
+    python -m benchmarks --only plan
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+
+from benchmarks.common import Figure
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +41,7 @@ def grid_spec(n_conditions: int, path: Path, evals: bool = True) -> None:
     path.write_text(yaml.safe_dump({"name": "big", "base": base, "axes": axes}))
 
 
-def bench_plan(n: int) -> None:
+def plan_figure(n: int) -> Figure:
     from repro.plan import build_plan
 
     with tempfile.TemporaryDirectory() as d:
@@ -57,8 +53,9 @@ def bench_plan(n: int) -> None:
             t0 = time.perf_counter()
             plan = build_plan([str(f)])
             best = min(best, time.perf_counter() - t0)
-        n_cond = len(plan.specs[0].conditions)
-        print(f"plan: {n_cond} conditions -> {len(plan.jobs)} jobs in {best:.2f} s (best of 3; target <= 2 s)")
+    n_cond = len(plan.specs[0].conditions)
+    return Figure("plan", f"plan {n_cond} conditions -> {len(plan.jobs)} jobs (load, validate, expand, plan)",
+                  round(best, 3), "s", target="<= 2 s", met=best <= 2, note="in-process after imports; best of 3")
 
 
 HAND = '''# hand-written: the same jobs, listed explicitly
@@ -81,9 +78,7 @@ rule {stage}:
 '''
 
 
-def bench_snakemake(n_jobs: int) -> None:
-    import json
-
+def snakemake_figure(n_jobs: int) -> Figure:
     from repro.plan import build_plan
 
     with tempfile.TemporaryDirectory() as d:
@@ -91,41 +86,31 @@ def bench_snakemake(n_jobs: int) -> None:
         for name in ("Snakefile", "params.yaml"):
             shutil.copy2(REPO / name, wd / name)
         shutil.copytree(REPO / "profiles", wd / "profiles")
-        # each condition adds a train and an eval job; generate and filter jobs are shared
         spec = wd / "big.yaml"
-        grid_spec(n_jobs // 2, spec)
+        grid_spec(n_jobs // 2, spec)  # each condition adds a train and an eval job; data jobs are shared
         plan = build_plan([str(spec)])
         jobs = [{"id": j.id, "stage": j.stage, "dir": j.dirname, "deps": j.deps} for j in plan.jobs.values()]
         (wd / "jobs.json").write_text(json.dumps(jobs))
         stages = sorted({j["stage"] for j in jobs})
         (wd / "Hand.smk").write_text(HAND + "".join(HAND_RULE.format(stage=s) for s in stages))
-        env = dict(os.environ)
 
         def timed(args: list[str]) -> float:
             best = float("inf")
             for _ in range(2):
                 t0 = time.perf_counter()
-                r = subprocess.run(args, cwd=wd, capture_output=True, text=True, env=env)
+                r = subprocess.run(args, cwd=wd, capture_output=True, text=True)
                 best = min(best, time.perf_counter() - t0)
                 if r.returncode != 0:
-                    sys.exit(f"failed: {' '.join(args)}\n{r.stderr[-2000:]}")
+                    raise RuntimeError(f"failed: {' '.join(args)}\n{r.stderr[-2000:]}")
             return best
 
-        ours = timed(["snakemake", "-n", "--quiet", "--cores", "1", "--config", f"specs={spec}"])
         hand = timed(["snakemake", "-n", "--quiet", "--cores", "1", "-s", "Hand.smk", "--workflow-profile", "none"])
-        print(f"snakemake -n over {len(jobs)} jobs: ours {ours:.2f} s, hand-written {hand:.2f} s, ratio {ours / hand:.2f} (target <= 1.3)")
+        ours = timed(["snakemake", "-n", "--quiet", "--cores", "1", "--config", f"specs={spec}"])
+    r = ours / hand
+    return Figure("plan", f"snakemake -n over {len(jobs)} jobs, our Snakefile", round(ours, 2), "s",
+                  "hand-written Snakefile, same jobs", round(hand, 2), round(r, 3), "<= 1.3x", r <= 1.3,
+                  "best of 2 each; ratio = ours / hand-written (lower is better)")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--conditions", type=int, default=10_000)
-    ap.add_argument("--snake-jobs", type=int, default=2_000)
-    ap.add_argument("--skip-snakemake", action="store_true")
-    a = ap.parse_args()
-    bench_plan(a.conditions)
-    if not a.skip_snakemake:
-        bench_snakemake(a.snake_jobs)
-
-
-if __name__ == "__main__":
-    main()
+def run(quick: bool = False, threads: int | None = None) -> list[Figure]:
+    return [plan_figure(1000 if quick else 10_000), snakemake_figure(400 if quick else 2_000)]

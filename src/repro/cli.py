@@ -7,6 +7,7 @@
     repro publish [SPEC...]                           write reports/index.html and reports/<spec>.html
     repro dvc [--check | --adopt]                     render dvc.yaml from the plan (check it is current;
                                                       adopt jobs already run, e.g. by Snakemake)
+    repro status [SPEC...] [--json]                   jobs done, running (holder, progress), failed (log), to do
     repro verify JOB|SPEC...                          rerun jobs in a scratch folder and compare hashes
     repro schema [-o FILE]                            JSON Schema of a spec
     repro list                                        registered tasks, teachers, filters, backends
@@ -82,7 +83,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     jid = args.id.rsplit("-", 1)[-1]
     if jid not in plan.jobs:
         raise ReproError(f"no job {args.id!r} in the plan of {', '.join(_specs(args))}")
-    run_job(plan, plan.jobs[jid], force=args.force, threads=args.threads)
+    from repro.status import job_log
+
+    with job_log(plan.jobs[jid]):
+        run_job(plan, plan.jobs[jid], force=args.force, threads=args.threads)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from repro.plan import build_plan
+    from repro.status import render, status
+
+    from repro.paths import default_params
+
+    sets = args.sets or ([] if args.specs else default_params()[1])  # params.yaml's `set:` with its specs
+    st = status(build_plan(_specs(args), sets))
+    if args.json:
+        json.dump(st, sys.stdout, indent=1)
+        print()
+    else:
+        print(render(st))
     return 0
 
 
@@ -200,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record finished jobs DVC does not know (e.g. run by Snakemake) in dvc.lock: dvc commit, no rerun")
     p.add_argument("-n", "--dry-run", action="store_true", help="with --adopt: list the stages, commit nothing")
     p.set_defaults(fn=cmd_dvc)
+    p = sub.add_parser("status", help="jobs done, running, failed and to do, per spec and stage")
+    _add_spec_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable status")
+    p.set_defaults(fn=cmd_status)
     p = sub.add_parser("verify", help="rerun jobs in a scratch folder and compare with recorded outputs")
     p.add_argument("targets", nargs="+", help="job ids or spec files")
     _add_spec_args(p, positional=False)

@@ -3,9 +3,14 @@
 `publish(plan)` copies each spec's report job output (report.html) to `paths.reports_root()/<spec>.html`
 when the job is done, and writes an index listing every experiment of the plan (title, status, headline,
 claims matching, link), plus the DVC metrics and plots that dvc.yaml's publish stage declares:
-reports/metrics.json (per spec: claims checked/matching, final accuracy by condition and benchmark) and
-reports/curves.csv (spec, condition, benchmark, role, step, accuracy). Every write is atomic (temporary file + os.replace). The index is self-contained
-and deterministic apart from its generated-at line.
+reports/metrics.json (per spec: claims checked/matching, final accuracy by condition and benchmark, final
+training loss by condition) and
+reports/curves.csv (spec, condition, benchmark, role, step, accuracy), and the plot data of dvc.yaml's
+`plots:`: one file per spec, benchmark and condition, `reports/plots/<spec>/<benchmark>/<condition>.csv`
+(step, accuracy), so `dvc plots show` draws one line per condition on each spec's benchmark. Every write is
+atomic (temporary file + os.replace). The index is self-contained and deterministic apart from its
+generated-at line. metrics.json and the plot files are committed to git (the main job refreshes them), so
+`dvc metrics diff` and `dvc plots diff` compare commits; the HTML pages are DVC-cached outputs.
 
     repro publish experiments/mini_a.yaml    # or: repro report (runs the report jobs first)
 """
@@ -78,7 +83,8 @@ def index_html(entries: list[dict[str, Any]]) -> str:
 
 
 def metrics(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """DVC metrics: per spec, claims checked/matching, conditions and final accuracy per condition/benchmark."""
+    """DVC metrics: per spec, claims checked/matching, conditions, final accuracy per condition/benchmark and
+    final training loss per condition."""
     out: dict[str, Any] = {}
     for e in entries:
         if not e["done"]:
@@ -87,6 +93,28 @@ def metrics(entries: list[dict[str, Any]]) -> dict[str, Any]:
         out[e["spec"]] = {"n_conditions": e.get("n_conditions", 0), "findings": len(findings),
                           "findings_reproduced": sum(c.get("verdict") == "reproduced" for c in findings),
                           "final_accuracy": e.get("final_accuracy", {})}
+        if e.get("final_train_loss"):
+            out[e["spec"]]["final_train_loss"] = e["final_train_loss"]
+    return out
+
+
+def final_train_loss(plan: Any, report_id: str) -> dict[str, float]:
+    """Per condition of a report, the training loss logged at the condition's last step (train_log.jsonl
+    of its training run, which may run longer when conditions of several lengths share it)."""
+    out = {}
+    for row in plan.jobs[report_id].config["conditions"]:
+        job = plan.jobs.get(row.get("train") or "")
+        loss = None
+        try:
+            with open(job.outdir / "train_log.jsonl", encoding="utf-8") if job else io.StringIO() as fh:
+                for line in fh:
+                    r = json.loads(line)
+                    if r.get("step", 0) <= row["steps"] and r.get("loss") is not None:
+                        loss = r["loss"]
+        except (OSError, ValueError):
+            loss = None
+        if loss is not None:
+            out[row["name"]] = round(float(loss), 6)
     return out
 
 
@@ -106,6 +134,63 @@ def curves_csv(plan: Any) -> str:
     return buf.getvalue()
 
 
+PLOT_COLUMNS = ("step", "accuracy")
+
+
+def plot_series(plan: Any) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """From the plan: per spec, per benchmark, the (condition, file) of each line the plots draw, in plan
+    order: the conditions evaluated on that benchmark, one file each."""
+    root = paths.reports_root() / "plots"
+    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for sp in plan.specs:
+        per: dict[str, list[tuple[str, str]]] = {}
+        for row in plan.jobs[sp.report_id].config["conditions"]:
+            for bench in dict.fromkeys(e["benchmark"] for e in row["evals"]):
+                per.setdefault(bench, []).append((row["name"], str(root / file_part(sp.spec.name) / file_part(bench)
+                                                                     / f"{file_part(row['name'])}.csv")))
+        if per:
+            out[sp.spec.name] = per
+    return out
+
+
+def file_part(name: str) -> str:
+    """A spec, benchmark or condition name as one safe path component."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name).lstrip(".") or "_"
+
+
+def write_plots(plan: Any) -> int:
+    """Write every plot file of `plot_series(plan)` from the finished reports' evals.csv (a header only
+    for a report not run yet); remove other files under each spec's plot folder. Returns files written."""
+    series = plot_series(plan)
+    n = 0
+    for sp in plan.specs:
+        job = plan.jobs[sp.report_id]
+        rows: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        f = job.outdir / "evals.csv"
+        if job.done() and f.is_file():
+            with open(f, encoding="utf-8", newline="") as fh:
+                for r in csv.DictReader(fh):
+                    rows.setdefault((r["condition"], r["benchmark"]), []).append((int(float(r["step"])), r["accuracy"]))
+        want = set()
+        for bench, lines in series.get(sp.spec.name, {}).items():
+            for cond, path in lines:
+                buf = io.StringIO()
+                w = csv.writer(buf, lineterminator="\n")
+                w.writerow(PLOT_COLUMNS)
+                for step, acc in sorted(rows.get((cond, bench), [])):
+                    w.writerow([step, acc])
+                _atomic_write(Path(path), buf.getvalue())
+                want.add(Path(path))
+                n += 1
+        spec_dir = paths.reports_root() / "plots" / file_part(sp.spec.name)
+        for old in spec_dir.rglob("*.csv") if spec_dir.is_dir() else []:
+            if old not in want:
+                old.unlink()
+    return n
+
+
 def publish(plan: Any) -> str:
     """Copy finished reports into reports/ and write reports/index.html; return a short text summary."""
     root = paths.reports_root()
@@ -120,6 +205,7 @@ def publish(plan: Any) -> str:
             _atomic_copy(src, root / f"{name}.html")
             entry.update({k: v for k, v in _summary(job.outdir).items() if k in ("headline", "status", "n_conditions", "claims", "final_accuracy")})
             entry["done"] = True
+            entry["final_train_loss"] = final_train_loss(plan, sp.report_id)
             lines.append(f"{name}: {root / (name + '.html')} ({entry.get('status', 'done')})")
         else:
             lines.append(f"{name}: not run (report job {job.id})")
@@ -127,5 +213,6 @@ def publish(plan: Any) -> str:
     _atomic_write(root / "index.html", index_html(entries))
     _atomic_write(root / "metrics.json", json.dumps(metrics(entries), indent=2, sort_keys=True) + "\n")
     _atomic_write(root / "curves.csv", curves_csv(plan))
+    write_plots(plan)
     log.info("published %d of %d reports to %s", sum(e["done"] for e in entries), len(entries), root)
     return "\n".join([*lines, f"index: {root / 'index.html'}"])

@@ -16,14 +16,12 @@ Usage: `r = ranks(model, tok, ["<e_1> <r_2> <r_3>"], ["<e_9>"], position=-2); re
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
 from repro.models import render_prompt
+from repro.progress import Progress
 
 
 def target_id(tokenizer: Any, target: str | int) -> int:
@@ -79,29 +77,30 @@ def ranks(
     was_training = model.training
     model.eval()
     out = np.zeros((len(layers) + 1, len(ids)), dtype=np.int64)
-    try:
-        starts = range(0, len(ids), batch_size)
-        for start in tqdm(starts, desc="logit lens", disable=not sys.stderr.isatty()):
-            batch = list(range(start, min(start + batch_size, len(ids))))
-            width = max(len(ids[i]) for i in batch)
-            x = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(x)
-            for row, i in enumerate(batch):  # right padding: causal attention keeps real positions exact
-                x[row, : len(ids[i])] = torch.tensor(ids[i])
-                mask[row, : len(ids[i])] = 1
-            captured.clear()
-            model(input_ids=x.to(device), attention_mask=mask.to(device))
-            rows = torch.arange(len(batch))
-            at = torch.tensor([pos[i] for i in batch])
-            t = tgt[batch].to(device)
-            for layer, hidden in enumerate(captured):
-                logits = head(norm(hidden[rows, at])).float()
-                target_logit = logits.gather(1, t[:, None])
-                out[layer, batch] = (logits > target_logit).sum(1).cpu().numpy()
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    with Progress("logit lens", total=len(ids), unit="items") as progress:
+        try:
+            for start in range(0, len(ids), batch_size):
+                batch = list(range(start, min(start + batch_size, len(ids))))
+                width = max(len(ids[i]) for i in batch)
+                x = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros_like(x)
+                for row, i in enumerate(batch):  # right padding: causal attention keeps real positions exact
+                    x[row, : len(ids[i])] = torch.tensor(ids[i])
+                    mask[row, : len(ids[i])] = 1
+                captured.clear()
+                model(input_ids=x.to(device), attention_mask=mask.to(device))
+                rows = torch.arange(len(batch))
+                at = torch.tensor([pos[i] for i in batch])
+                t = tgt[batch].to(device)
+                for layer, hidden in enumerate(captured):
+                    logits = head(norm(hidden[rows, at])).float()
+                    target_logit = logits.gather(1, t[:, None])
+                    out[layer, batch] = (logits > target_logit).sum(1).cpu().numpy()
+                progress.update(len(batch))
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was_training)
     return out
 
 

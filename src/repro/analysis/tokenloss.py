@@ -17,16 +17,15 @@ Usage: `model, tok = load_pretrained(ckpt); s = summarize(token_nll(model, tok, 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from repro.models import common_prefix, render_prompt, set_threads
+from repro.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +75,29 @@ def token_nll(
     model.eval()
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(encoded)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="token nll", disable=not sys.stderr.isatty()):
-        width = max(len(encoded[i][0]) for i in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            seq = encoded[i][0]
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:].to(device), reduction="none").cpu()
-        for row, i in enumerate(batch):
-            seq, first, _ = encoded[i]
-            out[i] = nll[row, max(first, 1) - 1 : len(seq) - 1].numpy().astype(np.float32)
+    with Progress("token nll", total=len(encoded), unit="examples") as progress:
+        for batch in batches:
+            _nll_batch(model, encoded, batch, pad, device, out)
+            progress.update(len(batch))
     model.train(was_training)
     return out
+
+
+def _nll_batch(model: Any, encoded: list[tuple[list[int], int, np.ndarray]], batch: list[int], pad: int,
+               device: Any, out: list[np.ndarray]) -> None:
+    """Fill `out[i]` for the examples `i` of one batch (right padding)."""
+    width = max(len(encoded[i][0]) for i in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, i in enumerate(batch):
+        seq = encoded[i][0]
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:].to(device), reduction="none").cpu()
+    for row, i in enumerate(batch):
+        seq, first, _ = encoded[i]
+        out[i] = nll[row, max(first, 1) - 1 : len(seq) - 1].numpy().astype(np.float32)
 
 
 def summarize(

@@ -1,0 +1,1 @@
+"""repro's benchmark suite: `python -m benchmarks` (see benchmarks/README.md)."""
