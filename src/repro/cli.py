@@ -82,11 +82,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = build_plan(_specs(args), args.sets)
     jid = args.id.rsplit("-", 1)[-1]
     if jid not in plan.jobs:
-        raise ReproError(f"no job {args.id!r} in the plan of {', '.join(_specs(args))}")
+        raise ReproError(f"no job {args.id!r} in the plan of {', '.join(_specs(args))}", exit_code=2)
     from repro.status import job_log
 
     with job_log(plan.jobs[jid]):
-        run_job(plan, plan.jobs[jid], force=args.force, threads=args.threads)
+        run_job(plan, plan.jobs[jid], force=args.force, threads=args.threads, lock_wait_s=args.lock_wait)
     return 0
 
 
@@ -187,8 +187,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {v}")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`repro run: error: ...`, exit 2), not usage plus error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="repro", description=__doc__.split("\n")[0])
+    ap = _Parser(prog="repro", description=__doc__.split("\n")[0])
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("validate", help="check specs")
@@ -204,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--specs", action="append", help="comma-separated spec files (default: params.yaml)")
     _add_spec_args(p, positional=False)
     p.add_argument("--force", action="store_true", help="rerun even if done")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the job's cpus)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: the job's cpus)")
+    p.add_argument("--lock-wait", type=float, default=None, metavar="SECONDS",
+                   help="how long to wait for another process running the same job (default: $REPRO_LOCK_WAIT_S or 1 day)")
     p.set_defaults(fn=cmd_run)
     for name, fn, helptext in (("report", cmd_report, "run report jobs and publish"), ("publish", cmd_publish, "publish reports/")):
         p = sub.add_parser(name, help=helptext)

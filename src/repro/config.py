@@ -140,9 +140,23 @@ class ModelConfig(Strict):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="Tokenizer to train.")
     pretrain: PretrainConfig | None = Field(None, description="Pretraining recipe, for source pretrain.")
     init_seed: int = Field(0, description="Seed of the random initialisation.")
+    trust_remote_code: bool = Field(
+        False, description="Let transformers run the Python code shipped with this named model (source hub or "
+        "path only). Off by default: turn it on only for a model whose code you trust. Omitted from the job "
+        "config (and id) while off.")
+
+    @model_serializer(mode="wrap")
+    def _omit_off_flags(self, handler: Any) -> dict[str, Any]:
+        # trust_remote_code is left out while off, so adding the field re-addresses no existing job
+        out = handler(self)
+        if isinstance(out, dict) and out.get("trust_remote_code") is False:
+            del out["trust_remote_code"]
+        return out
 
     @model_validator(mode="after")
     def _check_source(self) -> "ModelConfig":
+        if self.trust_remote_code and self.source not in ("hub", "path"):
+            raise ValueError("trust_remote_code is only for a named model (source hub or path with an id)")
         if self.source in ("hub", "path") and not self.id:
             raise ValueError(f"model.source={self.source!r} needs model.id")
         if self.source == "pretrain" and self.pretrain is None:

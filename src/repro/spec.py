@@ -13,6 +13,7 @@ Every problem is reported as `file: path: what was expected` through `SpecError`
 from __future__ import annotations
 
 import itertools
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -87,9 +88,30 @@ class Spec(Strict):
     @classmethod
     def _axis_names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for axis, values in v.items():
+            _check_label(axis, "axis name")
             if not values:
                 raise ValueError(f"axis {axis!r} has no values")
+            for value in values:
+                _check_label(value, f"value of axis {axis!r}")
         return v
+
+    @field_validator("conditions")
+    @classmethod
+    def _condition_names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            _check_label(name, "condition name")
+        return v
+
+
+_LABEL = re.compile(r"^[^/\\\x00-\x1f.][^/\\\x00-\x1f]*$")
+
+
+def _check_label(name: str, what: str) -> None:
+    """Axis names, axis values and condition names name conditions (`spec/condition` in plans and reports):
+    no '/', '\\' or control characters, no leading '.', so no label can ever act as a path."""
+    if not isinstance(name, str) or not _LABEL.match(name):
+        raise ValueError(f"{what} {name!r} is not allowed: use letters, digits and - _ + (no '/', '\\', "
+                         "control characters or leading '.')")
 
 
 @dataclass
@@ -110,6 +132,13 @@ def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
         raise spec_error(shown, "", "file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise spec_error(shown, "", f"not UTF-8 text (byte {e.start}): {e.reason}") from None
+    except yaml.constructor.ConstructorError as e:  # !!python/object and other object-building tags
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise spec_error(shown, where, f"YAML tag refused: {e.problem}; a spec is plain data (safe YAML: "
+                         "mappings, lists, strings, numbers), nothing in it is run as code") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
