@@ -96,7 +96,9 @@ def render(plan: Plan, specs: list[str], sets: list[str], default: bool = True) 
             st["deps"] = [str(plan.jobs[d].outdir) for d in job.deps]
         if job.stage == "report":
             st["params"] = [{str(params_file(sp.spec.name)): None} for sp in plan.specs if sp.report_id == job.id]
-        st["outs"] = [str(job.outdir)]
+        # persist: DVC must not delete a job folder before it runs the job: another engine may have just
+        # finished it (the runner then exits 0) or be reading it; the runner replaces folders atomically
+        st["outs"] = [{str(job.outdir): {"persist": True}}]
         stages[stage_name(job)] = st
     from repro.publish import plot_series
 
