@@ -90,7 +90,9 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    """The objects of a JSON-lines file. A damaged row (not UTF-8, not JSON) or a file cut short mid-row
+    is a `repro.rows.RowError` naming the file and row (exit 2), never a half-read file."""
+    from repro.rows import iter_jsonl
+
+    for _, obj in iter_jsonl(path):
+        yield obj

@@ -63,6 +63,9 @@ def check_registries(file: str, conds: list[Any]) -> None:
                 memo[key] = [("", str(e.args[0]))]
             else:
                 memo[key] = [(f"{args_at}.{loc}", m) for loc, m in _args_problems(kind, name, entry, args)] if hasattr(entry, "Args") else []
+                if not memo[key] and hasattr(entry, "check_data"):  # file-backed data: every row checked
+                    problem = entry.check_data(entry.Args(**args))
+                    memo[key] = [("", problem)] if problem else []
                 if not memo[key] and extra is not None and hasattr(entry, "tasks") and extra not in entry.tasks:
                     memo[key] = [("", f"teacher {name!r} does not support task {extra!r} (supports: {', '.join(entry.tasks)})")]
         for path, msg in memo[key]:

@@ -104,9 +104,20 @@ def _model_level(b: BenchmarkConfig) -> bool:
 def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:
     from repro.config import effective_sampling
     from repro.generation import Runtime, backend_record, generate
+    from repro.integrity import check_checkpoint
+    from repro.rows import collect_skipped
 
     model = checkpoint_path(inputs["model"], cfg.step)
-    suites = [(b, load_problems(b), effective_sampling(b, cfg.sampling)) for b in cfg.benchmarks if not _model_level(b)]
+    if model.exists():
+        check_checkpoint(model)  # a truncated checkpoint is an error naming the file, not a half-loaded model
+    suites, skipped = [], {}
+    for b in cfg.benchmarks:
+        if _model_level(b):
+            continue
+        with collect_skipped() as bad:  # rows dropped under `bad_rows: skip`, counted in metrics
+            suites.append((b, load_problems(b), effective_sampling(b, cfg.sampling)))
+        if bad.count():
+            skipped[b.name] = bad.count()
     rt = Runtime(threads=runtime.get("threads"), batch_size=cfg.batch_size,
                  partial=Path(runtime.get("partial") or out / ".partial"))
     # one generation pass per distinct sampling (one, unless benchmarks override it), in benchmark order
@@ -138,6 +149,8 @@ def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any
     everything: dict[str, Any] = {}
     for bench in cfg.benchmarks:
         rows, metrics = results[bench.name]
+        if bench.name in skipped:
+            metrics["n_bad_rows_skipped"] = skipped[bench.name]
         (out / bench.name).mkdir()
         write_jsonl(out / bench.name / "samples.jsonl", rows)
         (out / bench.name / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -148,8 +161,11 @@ def run(cfg: EvalJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any
         import shutil
 
         shutil.rmtree(out / ".partial", ignore_errors=True)
-    return {"step": cfg.step, "accuracy": {k: m["accuracy"] for k, m in everything.items()},
-            "mean_response_tokens": {k: m["mean_response_tokens"] for k, m in everything.items()}}
+    summary = {"step": cfg.step, "accuracy": {k: m["accuracy"] for k, m in everything.items()},
+               "mean_response_tokens": {k: m["mean_response_tokens"] for k, m in everything.items()}}
+    if skipped:
+        summary["bad_rows_skipped"] = skipped
+    return summary
 
 
 def resolved_task_args(b: BenchmarkConfig, cond: Any) -> tuple[dict[str, Any], int]:

@@ -15,7 +15,16 @@ from repro.records import Problem, Trace, read_jsonl, write_json, write_jsonl
 
 
 def load_traces(folder: Path) -> list[Trace]:
-    return [Trace.from_dict(d) for d in read_jsonl(folder / "traces.jsonl")]
+    """The traces of a generate or filter job; a damaged or truncated file is a RowError naming the row."""
+    from repro.rows import RowError, iter_jsonl
+
+    out = []
+    for i, d in iter_jsonl(folder / "traces.jsonl"):
+        try:
+            out.append(Trace.from_dict(d))
+        except (TypeError, KeyError, AttributeError) as e:
+            raise RowError(folder / "traces.jsonl", i, f"not a trace: {e}") from None
+    return out
 
 
 def run(cfg: FilterJob, inputs: dict[str, Path], out: Path, runtime: dict[str, Any]) -> dict[str, Any]:

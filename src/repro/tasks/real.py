@@ -28,11 +28,10 @@ file order. The call's `seed` is ignored on purpose: every model of a study sees
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
@@ -40,6 +39,8 @@ import repro
 from repro.errors import ReproError
 from repro.grading import MAX_TAIL_CHARS, Grader, extract_boxed, screen_answer, shared_grader
 from repro.records import Problem, Score
+from repro.rows import OnBad, RowError
+from repro.rows import read_rows as checked_rows
 from repro.scoring import Graded, answer_part, unanswered
 from repro.tasks import TASKS, Task, TaskArgs
 
@@ -57,27 +58,14 @@ def resolve_path(path: str) -> Path:
     raise ReproError(f"benchmark file {path!r} not found in {Path.cwd()} nor in {REPO_ROOT}", exit_code=2)
 
 
-def read_rows(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
-    """JSONL rows; a bad line or a row missing a required field (or with an empty one) is an input error."""
-    rows = []
-    with open(path, encoding="utf-8", errors="strict") as f:
-        try:
-            lines = list(f)
-        except UnicodeDecodeError as e:
-            raise ReproError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})", exit_code=2) from None
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ReproError(f"{path}: row {no}: not JSON ({e.msg})", exit_code=2) from None
-        if not isinstance(row, dict):
-            raise ReproError(f"{path}: row {no}: expected a JSON object", exit_code=2)
-        for k in required:
-            if row.get(k) in (None, "", []):
-                raise ReproError(f"{path}: row {no}: missing or empty field {k!r}", exit_code=2)
-        rows.append(row)
+def read_rows(path: Path, required: Sequence[str], on_bad: OnBad = "error", what: str = "") -> list[dict[str, Any]]:
+    """JSONL (or .parquet) rows, each checked by `repro.rows`: a bad line, a non-UTF-8 row, a file cut short, or
+    a row whose required field is missing, empty or not a string/number is an input error naming the file and
+    row (`on_bad="error"`), or is skipped, logged and counted (`"skip"`). No usable row at all is an error."""
+    rows = checked_rows(path, {k: (str, int, float) for k in required}, nonempty=tuple(required), on_bad=on_bad,
+                        what=what)
+    if not rows:
+        raise RowError(path, None, f"no usable rows{f' ({what}s)' if what else ''}")
     return rows
 
 
@@ -88,6 +76,10 @@ class BenchArgs(TaskArgs):
                              "under data/benchmarks/ (relative paths: working dir first, then repo root).")
     n: int | None = Field(None, ge=1, description="Use at most n items (a seeded subsample); None = all.")
     seed: int = Field(0, description="Seed of the subsample (fixed per study, not per run).")
+    bad_rows: Literal["error", "skip"] = Field(
+        "error", description="A row with a missing field, a wrong type or an empty value: `error` stops with the "
+        "file and row (also at `repro validate`); `skip` drops it, logs it and counts it in the eval job's "
+        "metrics (`n_bad_rows_skipped`).")
 
 
 def _limit(a: int | None, b: int | None) -> int | None:
@@ -110,10 +102,21 @@ class FileBenchmark(Task):
     default_file: ClassVar[str]
     required: ClassVar[tuple[str, ...]] = ()
 
+    def check_data(self, args: BenchArgs) -> str | None:
+        """A one-line problem with the benchmark file (missing, damaged, a bad row), or None; run by
+        `repro validate`, so a bad file is found before any job runs."""
+        try:
+            read_rows(resolve_path(args.path or f"data/benchmarks/{self.default_file}"), self.required,
+                      on_bad=args.bad_rows, what=f"{self.name} row")
+        except ReproError as e:
+            return str(e)
+        return None
+
     def rows(self, args: BenchArgs, split: str, n: int | None) -> list[dict[str, Any]]:
         if split not in self.splits:
             raise ReproError(f"{self.name} has only the splits {self.splits}, not {split!r}", exit_code=2)
-        rows = read_rows(resolve_path(args.path or f"data/benchmarks/{self.default_file}"), self.required)
+        rows = read_rows(resolve_path(args.path or f"data/benchmarks/{self.default_file}"), self.required,
+                         on_bad=args.bad_rows, what=f"{self.name} row")
         return _subsample(rows, _limit(args.n, n), args.seed)
 
 
