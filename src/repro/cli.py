@@ -154,7 +154,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(spec_schema(), indent=1) + "\n"
     if args.output:
-        Path(args.output).write_text(text)
+        try:
+            Path(args.output).write_text(text)
+        except OSError as e:
+            raise ReproError(f"{args.output}: cannot write: {e.strerror or e}", exit_code=2) from None
     else:
         sys.stdout.write(text)
     return 0

@@ -175,6 +175,8 @@ def _load_raw(path: Path, shown: str, chain: tuple[Path, ...]) -> dict[str, Any]
     merged: dict[str, Any] = {}
     for rel in inc:
         p = path.parent / rel
+        if not p.is_file():
+            raise spec_error(shown, "include", f"{rel}: file not found (looked for {p})")
         merged = deep_merge(merged, _load_raw(p, str(p), (*chain, real)))
     return deep_merge(merged, data)
 
