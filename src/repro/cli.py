@@ -9,6 +9,7 @@
                                                       adopt jobs already run, e.g. by Snakemake)
     repro status [SPEC...] [--json]                   jobs done, running (holder, progress), failed (log), to do
     repro verify JOB|SPEC...                          rerun jobs in a scratch folder and compare hashes
+    repro unlock                                      clear Snakemake's lock left by a killed run (docs/resume.md)
     repro schema [-o FILE]                            JSON Schema of a spec
     repro list                                        registered tasks, teachers, filters, backends
     repro score TASK FILE [--out RESULTS.jsonl]       score completions made anywhere (repro.scoring.score_cli)
@@ -149,6 +150,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify(args.targets, args.sets, scratch=args.scratch)
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from repro.snakelock import unlock
+
+    removed = unlock(Path("."))
+    print(f"removed {len(removed)} stale Snakemake lock files" if removed else "no Snakemake lock to remove")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from repro.spec import spec_schema
 
@@ -251,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_spec_args(p, positional=False)
     p.add_argument("--scratch", default=None, help="scratch folder (default: a temporary one)")
     p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("unlock", help="clear Snakemake's directory lock left by a killed run (refuses while one runs here)")
+    p.set_defaults(fn=cmd_unlock)
     p = sub.add_parser("schema", help="JSON Schema of a spec")
     p.add_argument("-o", "--output", default=None)
     p.set_defaults(fn=cmd_schema)
