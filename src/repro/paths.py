@@ -95,9 +95,10 @@ def journal() -> Path:
 
 
 def inside(path: Path, *roots: Path) -> bool:
-    """Whether `path` (resolved, symlinks followed) lies inside one of `roots`."""
-    real = Path(os.path.realpath(path))
-    return any(real == Path(os.path.realpath(r)) or Path(os.path.realpath(r)) in real.parents for r in roots)
+    """Whether `path` lies inside one of `roots`, by its normalized absolute path (`..` resolved; symlinks
+    are not followed, so a results folder that is a link to a bigger disk stays allowed)."""
+    real = Path(os.path.normpath(os.path.abspath(path)))
+    return any(real == (r := Path(os.path.normpath(os.path.abspath(root)))) or r in real.parents for root in roots)
 
 
 def checkpoint_dir(train_dir: Path, step: int) -> Path:

@@ -43,6 +43,7 @@ from repro import __version__, paths
 from repro.errors import ReproError
 from repro.locks import JobLock
 from repro.plan import Job, Plan
+from repro.safety import check_writable
 from repro.stages import get_stage, run_stage
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
 
 
 def _run_locked(plan: Plan, job: Job, lock: JobLock, threads: int | None) -> Path:
-    out = job.outdir
+    out = check_writable(job.outdir)
     # We hold the job's lock, so no other process writes this job: leftovers of killed runs can go.
     if out.parent.exists():
         for stale in [*out.parent.glob(f".tmp-{job.dirname}-*"), *out.parent.glob(f".old-{job.dirname}-*")]:
