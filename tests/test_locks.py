@@ -219,3 +219,55 @@ def test_second_engine_waits_for_the_holder_and_does_not_rerun(workdir: Path) ->
     assert [e["event"] for e in ev] == ["start", "end", "skip"]
     assert ev[0]["pid"] == holder.pid and ev[2]["pid"] == os.getpid()
     assert ev[2]["reason"] == "done by another process"
+
+
+@pytest.mark.slow
+def test_sigterm_releases_the_lock_and_keeps_partial_progress(workdir: Path) -> None:
+    """SLURM preempts with SIGTERM: the job unwinds, its lock and temporary folder go, its progress stays."""
+    import signal
+
+    from repro.runner import run_job
+
+    plan, by = _plan()
+    run_job(plan, by["generate"])
+    run_job(plan, by["filter"])
+    t = by["train"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "repro", "run", t.id, "--specs", SPEC], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lock = paths.lock_file(t.stage, t.dirname)
+    deadline = time.time() + 120
+    while not any(e["event"] == "start" and e["id"] == t.id for e in _journal()):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    assert lock.exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 128 + signal.SIGTERM
+    assert not lock.exists(), "lock left behind after SIGTERM"
+    assert not list(t.outdir.parent.glob(".tmp-*")) and not t.done()
+    assert paths.partial_dir(t.stage, t.dirname).is_dir()
+    assert [e["event"] for e in _journal() if e["id"] == t.id] == ["start", "fail"]
+
+
+def test_repro_unlock_clears_a_dead_runs_lock_and_refuses_while_one_runs(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from repro.cli import main
+
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("results/a\n")
+    (locks / "0.output.lock").write_text("results/b\n")
+    monkeypatch.chdir(tmp_path)
+    # a live process that looks like Snakemake, running in this folder
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake", "--cores", "1"],
+                            cwd=tmp_path)
+    try:
+        time.sleep(0.3)
+        assert main(["unlock"]) == 1
+        assert len(list(locks.glob("*.lock"))) == 2
+    finally:
+        live.kill()
+        live.wait()
+    assert main(["unlock"]) == 0
+    assert list(locks.glob("*.lock")) == []
+    assert main(["unlock"]) == 0  # nothing to do

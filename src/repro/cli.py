@@ -86,6 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ReproError(f"no job {args.id!r} in the plan of {', '.join(_specs(args))}", exit_code=2)
     from repro.status import job_log
 
+    _exit_on_sigterm()
     with job_log(plan.jobs[jid]):
         run_job(plan, plan.jobs[jid], force=args.force, threads=args.threads, lock_wait_s=args.lock_wait)
     return 0
@@ -105,6 +106,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render(st))
     return 0
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (SLURM preemption, scancel, a timeout) unwinds like Ctrl-C: the job's lock is released and its
+    temporary folder removed, its partial progress kept, so a requeued job on another node goes on at once."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -147,6 +147,19 @@ def _publish(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _drop_leftovers(job: Job) -> None:
+    """Partial progress of a job that is done (its run was killed after publishing) goes, unless another
+    process holds the job's lock (a --force rerun)."""
+    partial = paths.partial_dir(job.stage, job.dirname)
+    if not partial.exists():
+        return
+    try:
+        with JobLock(paths.lock_file(job.stage, job.dirname), wait_s=0, what=f"job {job.stage}/{job.dirname}"):
+            shutil.rmtree(partial, ignore_errors=True)
+    except ReproError:
+        pass
+
+
 def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = None,
             lock_wait_s: float | None = None) -> Path:
     """Run `job` unless it is done; return its output folder.
@@ -157,6 +170,7 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
     if not force and finished(job):
         log.info("%s %s is done already: %s", job.stage, job.id, out)
         journal("skip", job, reason="done")
+        _drop_leftovers(job)
         return out
     missing = [d for d in job.deps if not finished(plan.jobs[d])]
     if missing:
@@ -165,9 +179,10 @@ def run_job(plan: Plan, job: Job, force: bool = False, threads: int | None = Non
     lock = JobLock(paths.lock_file(job.stage, job.dirname), wait_s=lock_wait_s,
                    what=f"job {job.stage}/{job.dirname}")
     with lock:
-        if lock.waited_for is not None and not force and finished(job):
-            log.info("%s %s was run by %s meanwhile: done", job.stage, job.id, lock.waited_for.describe())
-            journal("skip", job, reason="done by another process", holder=lock.waited_for.describe())
+        if not force and finished(job):  # finished by another process since the check above
+            who = lock.waited_for.describe() if lock.waited_for else "another process"
+            log.info("%s %s was run by %s meanwhile: done", job.stage, job.id, who)
+            journal("skip", job, reason="done by another process", holder=who)
             return out
         return _run_locked(plan, job, lock, threads)
 
