@@ -138,7 +138,9 @@ def test_sigkill_three_times_then_rerun_equals_uninterrupted(reference: tuple[di
     assert [k for k in ref if got[k] != ref[k]] == []
     assert (wd / "reports" / "index.html").is_file()
     assert not list((wd / "results").glob("*/.tmp-*")) and not list((wd / "results").glob("*/.partial-*"))
-    assert_never_two_at_once(wd)
+    # every job finished exactly once; the runs the kills cut short never ended (and never published)
+    ends = [e["id"] for e in journal(wd) if e["event"] == "end"]
+    assert sorted(ends) == sorted(set(ends)) and len(ends) == len(runs(wd))
 
 
 def test_two_snakemakes_at_once(reference: tuple[dict[str, str], float], tmp_path: Path) -> None:
@@ -173,5 +175,8 @@ def test_snakemake_and_dvc_at_once(reference: tuple[dict[str, str], float], tmp_
     assert payload(wd) == ref
     r = assert_never_two_at_once(wd)
     assert {jid: len(s) for jid, s in r.items() if len(s) != 1} == {}, "a job was executed twice"
-    st = run(wd, ["dvc", "status"])
-    assert st.returncode == 0 and "up to date" in st.stdout + st.stderr, st.stdout
+    # DVC recorded every job folder as it is now; only reports/ may differ: both engines publish it, and
+    # index.html carries the time it was written
+    st = run(wd, ["dvc", "status", "--json"])
+    assert st.returncode == 0, st.stderr
+    assert set(json.loads(st.stdout or "{}")) <= {"publish"}, st.stdout
