@@ -1,5 +1,5 @@
-"""The catalogue of bad inputs: specs, dataset rows, benchmark files, CLI arguments, params.yaml and
-damaged upstream artifacts. Each one must give exit 2 and a one-line message naming the file and the
+"""The catalogue of bad inputs: specs, dataset rows, benchmark files, CLI arguments, params.yaml, plugin
+registrations and damaged upstream artifacts. Each one must give exit 2 and a one-line message naming the file and the
 field or row (no traceback), and leave every finished job folder exactly as it was.
 
 Cases run through `repro.cli.main` in-process (what the `repro` command runs); a few also run as a real
@@ -71,6 +71,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = "."
     prepare: Callable[[Path], Callable[[], None]] | None = None  # damages an artifact; returns the undo
+    site: str | None = None  # a folder of installed plugin packages (dist-info + modules): run in a new process
 
 
 def _c(cid: str, kind: str, text: str | bytes, expect: list[str], argv: list[str] | None = None, **kw) -> Case:
@@ -227,6 +228,37 @@ CASES: list[Case] = [
 ]
 
 
+# ---- plugin registrations: a package beside repro whose entry points are broken (run in a fresh process,
+# since registries load their plugins once per process)
+PLUGIN_SPEC = spec("  filters: [{name: verified}]\n")
+
+
+def _plugin(cid: str, group: str, entry: str, modules: dict[str, str], expect: list[str]) -> Case:
+    site = f"cases/{cid}-site"
+    files = {f"{site}/{cid.replace('-', '_')}-0.1.dist-info/METADATA":
+             f"Metadata-Version: 2.1\nName: {cid}\nVersion: 0.1\n",
+             f"{site}/{cid.replace('-', '_')}-0.1.dist-info/entry_points.txt": f"[{group}]\n{entry}\n",
+             f"cases/{cid}.yaml": PLUGIN_SPEC}
+    files.update({f"{site}/{name}.py": src for name, src in modules.items()})
+    return Case(cid, "plugin", ["validate", f"cases/{cid}.yaml"], [cid, *expect], files=files, site=site)
+
+
+PLUGIN_CASES = [
+    _plugin("plugin-import-error", "repro.tasks", "mytask = plug_a", {"plug_a": "raise RuntimeError('boom')\n"},
+            ["mytask", "cannot be loaded", "RuntimeError: boom"]),
+    _plugin("plugin-missing-module", "repro.filters", "myfilter = plug_nothere", {},
+            ["myfilter", "cannot be loaded", "ModuleNotFoundError"]),
+    _plugin("plugin-duplicate-name", "repro.tasks", "dup = plug_b",
+            {"plug_b": "from repro.tasks import TASKS, Task\n\n@TASKS.register('countdown')\nclass T(Task):\n    name = 'countdown'\n"},
+            ["registered twice", "'countdown'"]),
+    _plugin("plugin-without-args", "repro.teachers", "noargs = plug_c:thing", {"plug_c": "thing = object()\n"},
+            ["noargs", "no `Args` model"]),
+    _plugin("plugin-syntax-error", "repro.filters", "bad = plug_d", {"plug_d": "def f(:\n"},
+            ["bad", "cannot be loaded", "SyntaxError"]),
+]
+CASES += PLUGIN_CASES
+
+
 def _resolve_argv(argv: list[str]) -> list[str]:
     """`run filter` -> `run <the filter job's id>` (ids depend on the code version)."""
     if argv[:1] == ["run"] and argv[1] in _JOBS:
@@ -276,7 +308,7 @@ def message_lines(err: str) -> list[str]:
 
 def test_catalogue_size() -> None:
     kinds = {c.kind for c in CASES}
-    assert len(CASES) >= 40 and {"spec", "dataset", "cli", "artifact"} <= kinds
+    assert len(CASES) >= 40 and {"spec", "dataset", "cli", "artifact", "plugin"} <= kinds
     assert len({c.id for c in CASES}) == len(CASES)
 
 
@@ -289,7 +321,13 @@ def test_bad_input(case: Case, ws: Path, monkeypatch: pytest.MonkeyPatch, capsys
     before = _snapshot(ws)
     undo = case.prepare(ws) if case.prepare else None
     try:
-        rc, err = run_cli(_resolve_argv(case.argv), ws / case.cwd, monkeypatch, capsys, case.env)
+        if case.site:  # registries load plugins once per process: a fresh one sees this case's packages
+            r = subprocess.run([sys.executable, "-m", "repro", *case.argv], cwd=ws / case.cwd, capture_output=True,
+                               text=True, env={**os.environ, **case.env,
+                                               "PYTHONPATH": os.pathsep.join([str(ws / case.site), *sys.path])})
+            rc, err = r.returncode, r.stderr
+        else:
+            rc, err = run_cli(_resolve_argv(case.argv), ws / case.cwd, monkeypatch, capsys, case.env)
     finally:
         if undo:
             undo()
