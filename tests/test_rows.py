@@ -50,7 +50,7 @@ def test_benchmark_rows_skipped_are_counted(tmp_path: Path, monkeypatch: pytest.
         probs = task.problems(task.Args(path="m.jsonl", bad_rows="skip"), "test", 0, 0)
     assert [p.answer for p in probs] == ["2", "4"] and bad.count() == 1
     assert task.check_data(task.Args(path="m.jsonl")) == (f"{tmp_path / 'm.jsonl'}: row 2: field 'answer': empty "
-                                                          "(a math500 row); set bad_rows: skip to skip bad rows")
+                                                          "(math500 row); set bad_rows: skip to skip bad rows")
 
 
 def test_truncated_checkpoint_is_detected(tmp_path: Path) -> None:

@@ -60,10 +60,10 @@ def resolve_path(path: str) -> Path:
 
 def read_rows(path: Path, required: Sequence[str], on_bad: OnBad = "error", what: str = "") -> list[dict[str, Any]]:
     """JSONL (or .parquet) rows, each checked by `repro.rows`: a bad line, a non-UTF-8 row, a file cut short, or
-    a row whose required field is missing, empty or not a string/number is an input error naming the file and
+    a row whose required field is missing, empty, null or a boolean is an input error naming the file and
     row (`on_bad="error"`), or is skipped, logged and counted (`"skip"`). No usable row at all is an error."""
-    rows = checked_rows(path, {k: (str, int, float) for k in required}, nonempty=tuple(required), on_bad=on_bad,
-                        what=what)
+    rows = checked_rows(path, {k: (str, int, float, list, dict) for k in required}, nonempty=tuple(required),
+                        on_bad=on_bad, what=what)
     if not rows:
         raise RowError(path, None, f"no usable rows{f' ({what}s)' if what else ''}")
     return rows
