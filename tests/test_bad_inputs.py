@@ -26,7 +26,7 @@ import pytest
 from conftest import copy_workflow
 
 SMOKE = "experiments/smoke.yaml"
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) ")
 
 MINI = """\
 name: {name}

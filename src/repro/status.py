@@ -284,7 +284,8 @@ def job_log(job: Job) -> Iterator[Path]:
         yield path
     except BaseException as e:
         logging.getLogger("repro.runner").error("job %s failed: %s: %s", job.id, type(e).__name__, e,
-                                                exc_info=not isinstance(e, KeyboardInterrupt))
+                                                exc_info=not isinstance(e, (KeyboardInterrupt, SystemExit))
+                                                and getattr(e, "exit_code", 1) != 2)  # bad input: its one line
         raise
     finally:
         root.removeHandler(handler)
