@@ -91,12 +91,9 @@ def _read_lock(path: Path) -> dict[str, Any]:
 
 
 def lock_files(job: Job) -> list[Path]:
-    """Per-job lock files, wherever the runner keeps them: beside the job folder
-    (`.lock-<name>-<id>`, `<name>-<id>.lock`) or in `results/.locks/` by job id."""
-    parent = job.outdir.parent
-    cands = [parent / f".lock-{job.dirname}", parent / f"{job.dirname}.lock", parent / f".{job.dirname}.lock",
-             paths.results_root() / ".locks" / f"{job.id}.lock", paths.results_root() / ".locks" / job.id]
-    return [p for p in cands if p.is_file()]
+    """The job's lock file (repro.locks: `results/<stage>/.lock-<name>-<id>`), if someone holds it."""
+    lock = paths.lock_file(job.stage, job.dirname)
+    return [lock] if lock.is_file() else []
 
 
 def _tail(path: Path, n: int = TAIL_LINES, max_bytes: int = 65536) -> list[str]:
