@@ -33,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from multiprocessing.connection import Connection, wait
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +372,3 @@ def shared_grader() -> Grader:
         _SHARED = (os.getpid(), Grader())
         atexit.register(_SHARED[1].close)
     return _SHARED[1]
-
-
-def grade_texts(golds: Sequence[str], preds: Sequence[str], grader: Grader | None = None) -> list[GradeResult]:
-    """Convenience: grade parallel lists with `grader` (default: the shared one)."""
-    return (grader or shared_grader()).grade_many(zip(golds, preds))

@@ -229,7 +229,7 @@ def n_params(model: torch.nn.Module) -> int:
 GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 
 
-def load_tokenizer(path_or_hub_id: str | Path) -> Any:
+def load_tokenizer(path_or_hub_id: str | Path, trust_remote_code: bool = False) -> Any:
     """The tokenizer of a checkpoint. A local dir whose tokenizer_config.json declares a generic class
     (ours) loads tokenizer.json verbatim: AutoTokenizer would map model_type qwen2 to Qwen2Tokenizer, which
     rebuilds a Qwen pre-tokenizer and silently tokenizes our tokenizers differently. Anything else (hub ids,
@@ -241,21 +241,23 @@ def load_tokenizer(path_or_hub_id: str | Path) -> Any:
     if declared in GENERIC_TOKENIZER_CLASSES:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path_or_hub_id))
     else:
-        tokenizer = AutoTokenizer.from_pretrained(str(path_or_hub_id))
+        tokenizer = AutoTokenizer.from_pretrained(str(path_or_hub_id), trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
-def load_pretrained(path_or_hub_id: str | Path, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+def load_pretrained(path_or_hub_id: str | Path, dtype: torch.dtype = torch.float32,
+                    trust_remote_code: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer) via from_pretrained: a local dir (our checkpoints) or a hub id on machines that
-    reach the hub. The model is returned in eval mode."""
+    reach the hub. The model is returned in eval mode. Code shipped with a model runs only with
+    `trust_remote_code` (a spec's `model.trust_remote_code`, see repro.safety.remote_code_allowed)."""
     from transformers import AutoModelForCausalLM
 
     local = isinstance(path_or_hub_id, Path) or str(path_or_hub_id).startswith(("/", ".", "~"))
     if local and not Path(path_or_hub_id).expanduser().is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {path_or_hub_id}")
-    tokenizer = load_tokenizer(path_or_hub_id)
-    model = AutoModelForCausalLM.from_pretrained(str(path_or_hub_id), dtype=dtype)
+    tokenizer = load_tokenizer(path_or_hub_id, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(str(path_or_hub_id), dtype=dtype, trust_remote_code=trust_remote_code)
     model.eval()
     return model, tokenizer

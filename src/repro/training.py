@@ -42,6 +42,7 @@ from typing import Any, Iterable
 from repro.config import PretrainConfig, TrainConfig, TrainRuntime
 from repro.errors import ReproError
 from repro.models import common_prefix, render_prompt, set_threads
+from repro.paths import checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ def _callback(out_dir: Path, recipe: TrainConfig, tokenizer: Any, rows: list[dic
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> Any:
             if state.global_step in steps:
-                _save_step(holder["trainer"], out_dir / "checkpoints" / f"step-{state.global_step}", tokenizer,
+                _save_step(holder["trainer"], checkpoint_dir(out_dir, state.global_step), tokenizer,
                            {**meta, "step": state.global_step}, recipe.save_only_model, bf16)
             if stop.agreed(args.device) and state.global_step < state.max_steps:
                 holder["preempted"] = state.global_step
@@ -378,10 +379,10 @@ def _train(records: Iterable[dict[str, str]], model: Any, tokenizer: Any, recipe
     if attention and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(attention)
     if 0 in steps and main and resume is None:
-        save_checkpoint(model, tokenizer, out_dir / "checkpoints" / "step-0",
+        save_checkpoint(model, tokenizer, checkpoint_dir(out_dir, 0),
                         {"step": 0, "train": recipe.model_dump(mode="json")})
         if bf16:
-            _to_bf16(out_dir / "checkpoints" / "step-0")
+            _to_bf16(checkpoint_dir(out_dir, 0))
     peft_config = None
     if recipe.lora is not None:
         from peft import LoraConfig

@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from repro.analysis.stats import VERDICTS, Boot, Items, bootstrap_cells, interval, verdict
 from repro.claimchecks import EVAL_METRICS, PROPORTIONS, CheckArgs, precheck
-from repro.report.collect import ReportData, number, read_json, read_jsonl
+from repro.report.collect import ReportData, number, read_jsonl
 
 log = logging.getLogger(__name__)
 

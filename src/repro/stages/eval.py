@@ -31,7 +31,9 @@ from repro.tasks import get_task
 
 
 def checkpoint_path(model_dir: Path, step: int) -> Path:
-    return model_dir / "checkpoints" / f"step-{step}"
+    from repro.paths import checkpoint_dir
+
+    return checkpoint_dir(model_dir, step)
 
 
 def load_problems(b: BenchmarkConfig) -> list[Problem]:

@@ -29,7 +29,9 @@ def load_student(m: ModelConfig, texts: list[str], inputs: dict[str, Path]) -> t
         meta = json.loads((inputs["base"] / "metrics.json").read_text())
         model, tok = load_pretrained(inputs["base"] / meta["model_path"])
     else:
-        model, tok = load_pretrained(m.id or "")
+        from repro.safety import remote_code_allowed
+
+        model, tok = load_pretrained(m.id or "", trust_remote_code=remote_code_allowed(m))
     model.train()
     return model, tok
 
