@@ -144,7 +144,7 @@ def plot_series(plan: Any) -> dict[str, dict[str, list[tuple[str, str]]]]:
     out: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for sp in plan.specs:
         per: dict[str, list[tuple[str, str]]] = {}
-        for row in plan.jobs[sp.report_id].config["conditions"]:
+        for row in plan.jobs[sp.report_id].config.get("conditions", []):
             for bench in dict.fromkeys(e["benchmark"] for e in row["evals"]):
                 per.setdefault(bench, []).append((row["name"], str(root / file_part(sp.spec.name) / file_part(bench)
                                                                      / f"{file_part(row['name'])}.csv")))
