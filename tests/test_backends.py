@@ -241,7 +241,7 @@ def test_dataset_task_and_teacher_read_every_layout(tmp_path: Path, layout: str,
         assert [t.problem_id for t in out.traces] == [p.id for p in probs]
         assert all(t.completion.startswith(want) for t in out.traces)
         assert all(s.correct for s in task.score_many(probs, [t.completion for t in out.traces]))
-    with pytest.raises(ReproError, match=r"row 0: no column 'nope'"):
+    with pytest.raises(ReproError, match=r"row 1: no column 'nope'"):
         teacher.write_all(probs, teacher.Args(columns={"completion": "nope"}), {}, task_args=targs.model_dump())
 
 
@@ -249,11 +249,11 @@ def test_dataset_row_errors_name_file_and_row(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(hub_rows(1)[0]) + "\n{not json\n")
     task = get_task("dataset")
-    with pytest.raises(ReproError, match=r"bad.jsonl:2: not valid JSON"):
+    with pytest.raises(ReproError, match=r"bad.jsonl: row 2: invalid JSON"):
         task.problems(task.Args(path=str(bad)), "train", 5, 0)
     empty = tmp_path / "empty.jsonl"
     empty.write_text(json.dumps({**hub_rows(1)[0], "answer": ""}) + "\n")
-    with pytest.raises(ReproError, match=r"empty.jsonl row 0: column 'answer' \(for answer\) is empty"):
+    with pytest.raises(ReproError, match=r"empty.jsonl: row 1: column 'answer' \(for answer\) is empty"):
         task.problems(task.Args(path=str(empty)), "train", 5, 0)
 
 

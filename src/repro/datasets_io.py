@@ -18,7 +18,6 @@ assistant message.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -77,19 +76,10 @@ def where(src: DatasetSource) -> str:
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ReproError(f"{path}:{i}: not valid JSON ({e.msg})", exit_code=2) from None
-            if not isinstance(row, dict):
-                raise ReproError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}", exit_code=2)
-            rows.append(row)
-    return rows
+    """Every row of a JSONL file; a damaged, non-UTF-8 or truncated row is an error naming file and row."""
+    from repro.rows import iter_jsonl
+
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _parquet(path: Path) -> list[dict[str, Any]]:
@@ -154,7 +144,7 @@ def mapped(rows: Iterable[dict[str, Any]], columns: dict[str, str | None], src: 
     empty value is an error naming the dataset, the row number and the column."""
     need = set(required)
     out = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows, 1):  # row numbers from 1, as repro.rows and editors count them
         rec: dict[str, Any] = {}
         for field, col in columns.items():
             if col is None:
@@ -163,11 +153,11 @@ def mapped(rows: Iterable[dict[str, Any]], columns: dict[str, str | None], src: 
                 val = column(row, col)
             except KeyError:
                 if field in need:
-                    raise ReproError(f"{where(src)} row {i}: no column {col!r} (for {field}); columns: "
+                    raise ReproError(f"{where(src)}: row {i}: no column {col!r} (for {field}); columns: "
                                      f"{', '.join(sorted(row))}", exit_code=2) from None
                 continue
             if field in need and (val is None or (isinstance(val, str) and not val.strip())):
-                raise ReproError(f"{where(src)} row {i}: column {col!r} (for {field}) is empty", exit_code=2)
+                raise ReproError(f"{where(src)}: row {i}: column {col!r} (for {field}) is empty", exit_code=2)
             rec[field] = val
         out.append(rec)
     return out
