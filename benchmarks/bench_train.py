@@ -8,7 +8,6 @@ last step (tokenization and trainer set-up included); tokens are the non-padding
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import time
@@ -52,23 +51,25 @@ def plain_loop(data: list[dict[str, list[int]]], model, pad: int, steps: int, ba
 
 def run(steps: int = 45, batch: int = 16, arch: str = "xs", threads: int | None = None, quick: bool = False) -> list[Figure]:
     from repro.models import build_model, build_tokenizer, render_prompt, set_threads
-    from repro.training import TrainParams, _tokenize, sft
+    from repro.config import TrainConfig
+    from repro.training import RunOptions, _tokenize, sft
 
     if quick:
         steps = 10
     n_threads = set_threads(threads)
     ex = examples(400)
     tok = build_tokenizer([render_prompt(e["prompt"]) + e["completion"] for e in ex], kind="bpe", vocab_size=1024)
-    params = TrainParams(max_steps=steps, lr=1e-3, schedule="constant", batch_size=batch, max_length=256, seed=0)
+    recipe = TrainConfig(steps=steps, lr=1e-3, schedule="constant", batch_size=batch, max_length=256, seed=0,
+                         weight_decay=0.0)
     short = max(2, steps // 3)
     t: dict[tuple[str, int], tuple[float, int]] = {}
     for which, n in (("stage", steps), ("plain", steps), ("plain", short), ("stage", short)):  # alternating
-        p = dataclasses.replace(params, max_steps=n)
+        p = recipe.model_copy(update={"steps": n})
         model = build_model(arch, tok, seed=0)
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
             if which == "stage":
-                rows = sft(ex, model, tok, p, Path(d), threads=n_threads)
+                rows = sft(ex, model, tok, p, Path(d), RunOptions(threads=n_threads))
                 tokens = rows[-1]["num_tokens"]
             else:
                 data = _tokenize(ex, tok, p.max_length, True)
