@@ -341,3 +341,29 @@ def test_logit_lens_shapes_and_last_layer_is_real_logits() -> None:
     assert resolved_layer(np.array([[5, 9], [0, 3], [0, 0]])) == 2
     assert resolved_layer(np.array([[5, 9], [0, 3], [0, 0]]), threshold=2) == 1
     assert resolved_layer(np.array([[5, 9], [4, 3]])) is None
+
+
+def test_pad_collator_builds_trls_batch() -> None:
+    """The collator the train stage swaps in builds the very batch TRL's own collator would (same keys, order,
+    dtypes, values), and is only swapped in where that holds."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from repro.training import PadCollator, fast_collator
+
+    rng = random.Random(0)
+    examples = []
+    for _ in range(9):
+        n = rng.randint(1, 12)
+        ids = [rng.randint(3, 50) for _ in range(n)]
+        k = rng.randint(0, n - 1)
+        examples.append({"input_ids": ids, "labels": [-100] * k + ids[k:]})
+    examples.append({"input_ids": [5, 6, 7]})  # no labels: the input ids are the labels
+    trl_collator = DataCollatorForLanguageModeling(pad_token_id=1)
+    want, got = trl_collator(examples), fast_collator(trl_collator)(examples)
+    assert isinstance(fast_collator(trl_collator), PadCollator)
+    assert list(got) == list(want)
+    for key in want:
+        assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+    for kept in (DataCollatorForLanguageModeling(pad_token_id=1, padding_free=True),
+                 DataCollatorForLanguageModeling(pad_token_id=1, pad_to_multiple_of=8)):
+        assert fast_collator(kept) is kept

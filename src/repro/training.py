@@ -142,6 +142,42 @@ def _tokenize(records: Iterable[dict[str, str]], tokenizer: Any, max_length: int
     return out
 
 
+class PadCollator:
+    """Right-pads {"input_ids", "labels"} examples into exactly the batch TRL's SFT collator builds without
+    padding-free batches (input_ids padded with the pad token, labels with -100, attention_mask; int64),
+    in one numpy pass instead of a tensor per example and key: the difference is a few ms of each step,
+    ~6% of a small CPU model's step."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        width = max(len(e["input_ids"]) for e in examples)
+        ids = np.full((len(examples), width), self.pad_token_id, dtype=np.int64)
+        labels = np.full((len(examples), width), -100, dtype=np.int64)
+        mask = np.zeros((len(examples), width), dtype=np.int64)
+        for r, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[r, :n] = e["input_ids"]
+            labels[r, :n] = e.get("labels", e["input_ids"])
+            mask[r, :n] = 1
+        return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
+                "attention_mask": torch.from_numpy(mask)}
+
+
+def fast_collator(collator: Any) -> Any:
+    """`PadCollator` in place of TRL's collator where it builds the same batch (no padding-free batches, no
+    position ids, no pad-to-multiple); otherwise TRL's own."""
+    if (type(collator).__name__ == "DataCollatorForLanguageModeling" and type(collator).__module__.startswith("trl")
+            and not getattr(collator, "padding_free", True) and not getattr(collator, "return_position_ids", True)
+            and getattr(collator, "pad_to_multiple_of", 1) is None):
+        return PadCollator(collator.pad_token_id)
+    return collator
+
+
 # ------------------------------------------------------------------------------------------- run settings
 
 
@@ -447,6 +483,7 @@ def _train(records: Iterable[dict[str, str]], model: Any, tokenizer: Any, recipe
             callbacks=[_callback(out_dir, recipe, tokenizer, rows, stop, bf16, holder)],
         )
         holder["trainer"] = trainer
+        trainer.data_collator = fast_collator(trainer.data_collator)
         trainer.remove_callback(PrinterCallback)  # our callback logs; PrinterCallback would print every step
         if main:
             log.info("training on %s: %d process(es) x micro-batch %d x %d accumulation = global batch %d; %s%s",
