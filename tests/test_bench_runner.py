@@ -51,3 +51,11 @@ def test_grading_group_meets_deadline(tmp_path: Path) -> None:
     _, rec = _run(tmp_path, "--only", "grading", "--quick")
     rate, worst = rec["figures"]
     assert rate["value"] > 0 and worst["met"] is True and not worst["extra"].get("unexpected")
+
+
+@pytest.mark.slow
+def test_train_group_runs_the_train_stage(tmp_path: Path) -> None:
+    """The train comparison runs on the current training API (it once imported a removed name unnoticed)."""
+    _, rec = _run(tmp_path, "--only", "train", "--quick")
+    assert not rec["errors"] and [f["group"] for f in rec["figures"]] == ["train", "train"]
+    assert all(f["value"] > 0 and f["alt_value"] > 0 for f in rec["figures"])

@@ -50,6 +50,10 @@ BAD = {
                             "claims.0.explanation", "unknown key"),
     "replicates_bad_axis": (BASE + "replicates: {seeds: 2, only: [{teachr: conv}]}\n", "replicates.only.0.teachr", "unknown axis"),
     "replicates_zero": (BASE + "replicates: {seeds: 0}\n", "replicates.seeds", "greater than or equal to 1"),
+    "replicates_per_bad_axis": (BASE + "replicates: {seeds: 2, per: [{where: {teachr: conv}, seeds: 3}]}\n",
+                                "replicates.per.0.where.teachr", "unknown axis"),
+    "replicates_per_key": (BASE + "replicates: {seeds: 2, per: [{where: {teacher: conv}, seeds: 3, sedes: 4}]}\n",
+                           "replicates.per.0.sedes", "unknown key"),
 }
 
 
@@ -96,3 +100,15 @@ def test_replicates_share_data_and_keep_seed0(tmp_path: Path) -> None:
     conds = {nc.name: nc.condition for nc in p2.specs[0].conditions}
     assert (conds["conv-s1"].train.seed, conds["conv-s1"].model.init_seed) == (1, 1)
     assert conds["conv-s1"].data == conds["conv-s0"].data
+
+
+def test_replicates_per_rule_seed_counts(tmp_path: Path) -> None:
+    """`replicates.per` gives matching conditions their own k (first matching rule), the rest keep `seeds`;
+    seed 0 still keeps the condition's job ids."""
+    f = tmp_path / "per.yaml"
+    f.write_text(BASE + "replicates: {seeds: 2, per: [{where: {teacher: conv}, seeds: 3}, {where: {teacher: [conv, div]}, seeds: 5}]}\n")
+    names = [nc.name for nc in build_plan([str(f)]).specs[0].conditions]
+    assert names == ["conv-s0", "conv-s1", "conv-s2"] + [f"div-s{i}" for i in range(5)]
+    f.write_text(BASE + "replicates: {seeds: 2, per: [{where: {teacher: div}, seeds: 1}]}\n")
+    names = [nc.name for nc in build_plan([str(f)]).specs[0].conditions]
+    assert names == ["conv-s0", "conv-s1", "div"]

@@ -48,6 +48,13 @@ class Claim(Strict):
         return precheck(v)
 
 
+class SeedCount(Strict):
+    """A seed count for the conditions matching one {axis: value(s)} rule."""
+
+    where: dict[str, str | list[str]] = Field(description="{axis: value(s)} rule, as in `only`.")
+    seeds: int = Field(ge=1, le=100, description="Seeds for the matching conditions.")
+
+
 class Replicates(Strict):
     """k training seeds per condition: seed i adds i to train.seed (data order) and, for models made from
     scratch, to model.init_seed. Seed 0 is the condition itself (same job ids), so raising k runs only the
@@ -57,6 +64,9 @@ class Replicates(Strict):
     only: list[dict[str, str | list[str]]] = Field(
         default_factory=list, description="If given, only conditions matching one of these {axis: value(s)} "
         "rules get k seeds; the others run once.")
+    per: list[SeedCount] = Field(
+        default_factory=list, description="Other seed counts for some conditions: the first {where, seeds} "
+        "whose rule a condition matches sets its k (instead of `seeds` and `only`).")
 
 
 class Spec(Strict):
@@ -541,19 +551,23 @@ def replicate(spec: Spec, conds: list[NamedCondition], file: str) -> list[NamedC
     """Each condition (matching `replicates.only`) k times, labelled seed s0..s{k-1}; then check the claims'
     selectors against the resulting labels."""
     r = spec.replicates
-    for key, rules in (("replicates.only", r.only),):
+    for key, rules in (("replicates.only", r.only), ("replicates.per", [p.where for p in r.per])):
         for i, rule in enumerate(rules):
             for a in rule:
                 if a not in spec.axes:
-                    raise spec_error(file, f"{key}.{i}.{a}", f"unknown axis; axes are: {', '.join(spec.axes) or '(none)'}")
+                    where = f"{key}.{i}.where.{a}" if key == "replicates.per" else f"{key}.{i}.{a}"
+                    raise spec_error(file, where, f"unknown axis; axes are: {', '.join(spec.axes) or '(none)'}")
     out: list[NamedCondition] = []
     copies: dict[tuple[int, int], Any] = {}  # (id(section), i) -> its copy: equal sections stay one object
     for nc in conds:
-        if r.seeds == 1 or (r.only and not any(_matches(nc.labels, rule) for rule in r.only)):
+        k = next((p.seeds for p in r.per if _matches(nc.labels, p.where)), None)
+        if k is None:
+            k = 1 if r.only and not any(_matches(nc.labels, rule) for rule in r.only) else r.seeds
+        if k == 1:
             out.append(nc)
             continue
         c = nc.condition
-        for i in range(r.seeds):
+        for i in range(k):
             model = c.model
             if c.model.source == "scratch":
                 model = copies.setdefault((id(c.model), i), c.model.model_copy(update={"init_seed": c.model.init_seed + i}))
