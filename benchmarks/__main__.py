@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workspace", default=None, help="a finished workspace for the no-op figures")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for the train and generate comparisons (default 1: both sides alike)")
-    ap.add_argument("--json", default=str(DEFAULT_OUT), help=f"where to write the figures (default {DEFAULT_OUT})")
+    ap.add_argument("--json", default=None, help=f"where to write the figures (default for a full run: {DEFAULT_OUT}, "
+                    "the committed figures; a run with --only or --quick writes JSON only when given this)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
@@ -103,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(wall, 1), "group_s": timings, "quick": a.quick, "threads": a.threads,
         "figures": [f.to_json() for f in figs], "errors": errors,
     }
-    Path(a.json).write_text(json.dumps(record, indent=1) + "\n")
+    out = a.json or (None if a.only or a.quick else str(DEFAULT_OUT))
+    if out:
+        Path(out).write_text(json.dumps(record, indent=1) + "\n")
     print(table(figs))
     print(f"\n{len(figs)} figures in {wall / 60:.1f} min; load average {load0[0]:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs); JSON: {a.json}")
+          f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs); "
+          f"JSON: {out or 'not written (a partial run keeps results.json as it is; --json PATH to save it)'}")
     for g, e in errors.items():
         print(f"ERROR in {g}: {e}")
     missed = [f for f in figs if f.met is False]

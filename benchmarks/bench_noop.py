@@ -26,6 +26,7 @@ import yaml
 from benchmarks.common import Figure
 
 REPO = Path(__file__).resolve().parents[1]
+# The smoke spec shrunk to one short run and one small eval (also what tests/test_dvc.py runs).
 SMALL = [
     "base.data.n=24",
     "base.train.steps=10",

@@ -21,21 +21,15 @@ from repro import dvcgen, paths
 from repro.plan import build_plan
 from repro.verify import NOT_HASHED
 
+from benchmarks.bench_noop import SMALL
 from conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # inside dvc 3.67
 
 SPEC = "experiments/smoke.yaml"
 # The slow test shrinks the smoke spec (through params.yaml's `set:`, which dvc.yaml's commands carry) to
-# one short run and one small final-step eval: it runs the workflow ~2.5 times and must stay near 4 min.
-SMALL = [
-    "base.data.n=24",
-    "base.train.steps=10",
-    "base.train.checkpoints=[]",
-    "base.eval.steps=null",
-    "base.eval.benchmarks=[{name: countdown-id, task: countdown, split: id, n: 8, role: id}]",
-    "base.eval.sampling.max_new_tokens=32",
-]
+# one short run and one small final-step eval (`SMALL`, shared with the no-op benchmarks): it runs the
+# workflow ~2.5 times and must stay near 4 min.
 
 
 def _stage_graph(root: Path) -> dict[str, set[str]]:

@@ -143,17 +143,23 @@ def test_sigkill_three_times_then_rerun_equals_uninterrupted(reference: tuple[di
     assert sorted(ends) == sorted(set(ends)) and len(ends) == len(runs(wd))
 
 
-def test_two_snakemakes_at_once(reference: tuple[dict[str, str], float], tmp_path: Path) -> None:
-    ref, _ = reference
-    wd = copy_workflow(tmp_path)
-    a = subprocess.Popen(snakemake_cmd(), cwd=wd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    b = subprocess.Popen(snakemake_cmd("--nolock"), cwd=wd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out_a, out_b = a.communicate(timeout=900)[0], b.communicate(timeout=900)[0]
-    assert a.returncode == 0, out_a[-3000:]
-    assert b.returncode == 0, out_b[-3000:]
+def run_together(wd: Path, ref: dict[str, str], *cmds: list[str]) -> None:
+    """Start `cmds` at once in `wd`; each must succeed, the results must equal the uninterrupted run's, and
+    no job may have been executed twice or by two processes at the same time."""
+    procs = [subprocess.Popen(c, cwd=wd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for c in cmds]
+    for c, p in zip(cmds, procs):
+        out = p.communicate(timeout=900)[0]
+        assert p.returncode == 0, (c, out[-3000:])
     assert payload(wd) == ref
     r = assert_never_two_at_once(wd)
     assert {jid: len(s) for jid, s in r.items() if len(s) != 1} == {}, "a job was executed twice"
+
+
+def test_two_snakemakes_at_once(reference: tuple[dict[str, str], float], tmp_path: Path) -> None:
+    ref, _ = reference
+    wd = copy_workflow(tmp_path)
+    run_together(wd, ref, snakemake_cmd(), snakemake_cmd("--nolock"))
     assert (wd / "reports" / "index.html").is_file()
 
 
@@ -167,14 +173,7 @@ def test_snakemake_and_dvc_at_once(reference: tuple[dict[str, str], float], tmp_
                 ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "w"]):
         r = run(wd, cmd)
         assert r.returncode == 0, (cmd, r.stderr)
-    a = subprocess.Popen(snakemake_cmd(), cwd=wd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    b = subprocess.Popen(["dvc", "repro"], cwd=wd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out_a, out_b = a.communicate(timeout=900)[0], b.communicate(timeout=900)[0]
-    assert a.returncode == 0, out_a[-3000:]
-    assert b.returncode == 0, out_b[-3000:]
-    assert payload(wd) == ref
-    r = assert_never_two_at_once(wd)
-    assert {jid: len(s) for jid, s in r.items() if len(s) != 1} == {}, "a job was executed twice"
+    run_together(wd, ref, snakemake_cmd(), ["dvc", "repro"])
     # DVC recorded every job folder as it is now; only reports/ may differ: both engines publish it, and
     # index.html carries the time it was written
     st = run(wd, ["dvc", "status", "--json"])

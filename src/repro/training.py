@@ -171,9 +171,10 @@ class PadCollator:
 def fast_collator(collator: Any) -> Any:
     """`PadCollator` in place of TRL's collator where it builds the same batch (no padding-free batches, no
     position ids, no pad-to-multiple); otherwise TRL's own."""
-    if (type(collator).__name__ == "DataCollatorForLanguageModeling" and type(collator).__module__.startswith("trl")
-            and not getattr(collator, "padding_free", True) and not getattr(collator, "return_position_ids", True)
-            and getattr(collator, "pad_to_multiple_of", 1) is None):
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    if (type(collator) is DataCollatorForLanguageModeling and not collator.padding_free
+            and not collator.return_position_ids and collator.pad_to_multiple_of is None):
         return PadCollator(collator.pad_token_id)
     return collator
 
